@@ -34,3 +34,4 @@ SYM(legacy_iret)
 SYM(early_idle)
 	hlt
 	jmp	early_idle
+.section .note.GNU-stack,"",@progbits
