@@ -47,7 +47,7 @@ int repatch_rewrite(const struct pvsite *sites, size_t n, const struct repatch_m
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct pvsite *s = &sites[i];
-		personality_emit(to, s, seq);
+		to->emit[s->kind](s, seq); /* phase 1 proved the kind has a sequence */
 		pv_copy(mem->map(mem->ctx, s->addr, s->len, 1), seq, s->len);
 	}
 	return 0;
