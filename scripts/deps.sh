@@ -2,7 +2,8 @@
 # deps.sh: install the Debian 12 packages pvmigrate needs, only those that are missing
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang binutils libcapstone-dev python3
-      libprotobuf-c-dev protobuf-c-compiler libevent-dev libssl-dev"
+      libprotobuf-c-dev protobuf-c-compiler libevent-dev libssl-dev
+      qemu-system-x86"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -1,0 +1,88 @@
+/* workload_ref.c: host-side reference: print the guest's expected "workload:" line for seed/steps/mem */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "workload.h"
+
+/*
+ * Usage: workload_ref [seed=S] steps=N [mem=SIZE]
+ * The same words as the guest's command line, parsed the same way:
+ * decimal or 0x hex, SIZE with an optional K, M or G; mem rounds down to a
+ * multiple of 8.  Prints exactly the line the guest prints at the end.
+ * With --progress K it also prints the running checksum after K steps.
+ */
+
+static int parse_num(const char *s, uint64_t *out, int size)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10);
+	if (errno || end == s || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	if (size && *end) {
+		unsigned shift = (*end | 0x20) == 'k' ? 10 : (*end | 0x20) == 'm' ? 20 : (*end | 0x20) == 'g' ? 30 : 0;
+		if (shift) {
+			if (v > ~0ull >> shift)
+				return -1;
+			v <<= shift;
+			end++;
+		}
+	}
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seed = 1, steps = 0, mem = 1 << 20, progress = 0;
+	int have_steps = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int bad;
+		if (!strncmp(a, "seed=", 5))
+			bad = parse_num(a + 5, &seed, 0);
+		else if (!strncmp(a, "steps=", 6))
+			bad = parse_num(a + 6, &steps, 0), have_steps = 1;
+		else if (!strncmp(a, "mem=", 4))
+			bad = parse_num(a + 4, &mem, 1);
+		else if (!strcmp(a, "--progress") && i + 1 < argc)
+			bad = parse_num(argv[++i], &progress, 0);
+		else
+			bad = -1;
+		if (bad) {
+			fprintf(stderr, "workload_ref: bad argument \"%s\"\n"
+				"usage: workload_ref [seed=S] steps=N [mem=SIZE] [--progress K]\n", a);
+			return 2;
+		}
+	}
+	if (!have_steps) {
+		fprintf(stderr, "workload_ref: steps= is required (the guest runs forever without it)\n");
+		return 2;
+	}
+	mem &= ~7ull;
+	if (!mem) {
+		fprintf(stderr, "workload_ref: mem must be at least 8 bytes\n");
+		return 2;
+	}
+	uint64_t *buf = calloc(mem / 8, 8);
+	if (!buf) {
+		fprintf(stderr, "workload_ref: out of memory for mem=%" PRIu64 "\n", mem);
+		return 1;
+	}
+	struct wl w;
+	wl_init(&w, seed, buf, mem);
+	for (uint64_t k = 1; k <= steps; k++) {
+		wl_step(&w);
+		if (k == progress)
+			printf("steps=%" PRIu64 " checksum=0x%016" PRIx64 "\n", k, w.h);
+	}
+	printf("workload: steps=%" PRIu64 " checksum=0x%016" PRIx64 "\n", steps, wl_result(&w));
+	free(buf);
+	return 0;
+}
