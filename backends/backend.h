@@ -1,0 +1,274 @@
+/* backend.h: the host-backend contract (one small ops table, a generic struct vm, opaque backend state) */
+#ifndef BACKEND_H
+#define BACKEND_H
+
+/*
+ * A host backend drives one hypervisor from the host side.  The generic
+ * struct vm below holds what every backend shares: guest RAM as one host
+ * mapping, the PIO/MMIO dispatch tables, the interrupt source and timers of
+ * the device models, and the run/pause bookkeeping.  What a backend needs
+ * beyond that lives behind the opaque `b` pointer, whose type only that
+ * backend's own header defines (backends/kvm/kvm_int.h for kvm).
+ *
+ * Callers use the vm__* functions; they forward to the ops table where the
+ * work is backend-specific.  Threads: vm__run() runs every vCPU on its own
+ * pthread and returns when the guest powers off or fails.  vm__pause() and
+ * vm__resume() may be called from any other thread while vm__run() runs;
+ * vCPU state and the dirty bitmap MUST only be read or written while the VM
+ * is paused (or before vm__run() / after it returned).
+ *
+ * Errors: functions that can fail return 0 or -1 and leave a readable reason
+ * in vm->err (and return NULL from vm__create with the reason in *cause).
+ */
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VM_PAGE_SIZE 4096u
+#define VM_MAX_VCPUS 16
+#define VM_MAX_IO 64
+#define VM_MAX_TIMERS 4
+
+struct vm;
+
+/* ---- vCPU state: everything needed to stop a vCPU here and start it elsewhere */
+
+struct vm_segment {
+	uint64_t base;
+	uint32_t limit;
+	uint16_t selector;
+	uint8_t type, present, dpl, db, s, l, g, avl, unusable;
+};
+
+struct vm_dtable {
+	uint64_t base;
+	uint16_t limit;
+};
+
+/* Event delivery in flight, as KVM_GET_VCPU_EVENTS reports it. */
+struct vm_events {
+	uint8_t exc_injected, exc_pending, exc_nr, exc_has_error_code;
+	uint32_t exc_error_code;
+	uint8_t irq_injected, irq_nr, irq_soft, irq_shadow;
+	uint8_t nmi_injected, nmi_pending, nmi_masked;
+	uint32_t sipi_vector;
+};
+
+enum vm_gpr {
+	VM_RAX, VM_RCX, VM_RDX, VM_RBX, VM_RSP, VM_RBP, VM_RSI, VM_RDI,
+	VM_R8, VM_R9, VM_R10, VM_R11, VM_R12, VM_R13, VM_R14, VM_R15,
+	VM_NR_GPRS
+};
+
+#define VM_XSAVE_SIZE 4096
+
+struct vm_vcpu_state {
+	uint64_t gpr[VM_NR_GPRS]; /* indexed by enum vm_gpr (hardware order) */
+	uint64_t rip, rflags;
+	struct vm_segment cs, ds, es, fs, gs, ss, tr, ldt;
+	struct vm_dtable gdt, idt;
+	uint64_t cr0, cr2, cr3, cr4, cr8, efer, apic_base;
+	uint64_t dr[4], dr6, dr7;
+	/* MSRs; fs/gs base duplicate the segment bases on purpose: loaders
+	 * of a stream need not know that the two are the same register. */
+	uint64_t fs_base, gs_base, kernel_gs_base;
+	uint64_t star, lstar, cstar, sfmask;
+	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+	uint64_t tsc, tsc_aux, pat, misc_enable;
+	uint64_t xcr0;
+	uint8_t xsave[VM_XSAVE_SIZE]; /* XSAVE image (legacy FXSAVE area first) */
+	struct vm_events events;
+	uint64_t pending_irq_bitmap[4]; /* interrupt queued but not injected */
+	uint32_t mp_state;              /* 0 runnable, 3 halted (KVM numbering) */
+	uint8_t started;                /* an AP that was never started is 0 */
+};
+
+/* ---- device I/O: a model registers a port or address range it answers */
+
+struct vm_io_ops {
+	/* (offset) from the range base, (size) 1, 2, 4 or 8 bytes. */
+	uint64_t (*read)(void *opaque, uint64_t offset, unsigned size);
+	void (*write)(void *opaque, uint64_t offset, unsigned size, uint64_t val);
+};
+
+struct vm_io_range {
+	uint64_t base, len;
+	const struct vm_io_ops *ops;
+	void *opaque;
+};
+
+/*
+ * The interrupt controller in our process (the i8259 model): pending()
+ * says whether an interrupt waits for the CPU, ack() performs the INTA
+ * cycle and returns its vector.  Delivered to vCPU 0 only, as a PIC in
+ * virtual-wire mode does.
+ */
+struct vm_irq_ops {
+	int (*pending)(void *opaque);
+	int (*ack)(void *opaque);
+};
+
+/*
+ * A device that needs time (the PIT): poll() runs on the BSP before each
+ * guest entry with the device lock held; it updates the device for (now)
+ * and returns the next deadline in ns (UINT64_MAX: none).  A halted BSP
+ * sleeps until the earliest deadline.
+ */
+struct vm_timer_ops {
+	uint64_t (*poll)(void *opaque, uint64_t now_ns);
+};
+
+/* How the guest ended. */
+enum vm_exit_kind {
+	VM_EXIT_NONE = 0,
+	VM_EXIT_POWEROFF, /* status in vm->exit_status */
+	VM_EXIT_CRASH,    /* triple fault, internal error: reason in vm->err */
+	VM_EXIT_HALTED,   /* every started vCPU halted with interrupts off */
+};
+
+/* ---- the ops table a backend fills */
+
+struct vm_ops {
+	const char *name;
+	int (*create)(struct vm *vm);
+	void (*destroy)(struct vm *vm);
+	/* Put (cpu) in the Multiboot-style 32-bit flat state at (entry). */
+	int (*reset_vcpu32)(struct vm *vm, unsigned cpu, uint32_t entry, uint32_t esp);
+	/* Real mode at (entry) (CS = entry >> 4), SS:SP from (sp). */
+	int (*reset_vcpu16)(struct vm *vm, unsigned cpu, uint32_t entry, uint32_t sp);
+	/* 64-bit long mode with identity page tables at (cr3). */
+	int (*reset_vcpu64)(struct vm *vm, unsigned cpu, uint64_t entry, uint64_t cr3, uint64_t gdt);
+	int (*run)(struct vm *vm);
+	void (*kick_all)(struct vm *vm); /* make every vCPU leave the guest soon */
+	void (*wake)(struct vm *vm);     /* a halted vCPU should look again */
+	int (*get_state)(struct vm *vm, unsigned cpu, struct vm_vcpu_state *st);
+	int (*set_state)(struct vm *vm, unsigned cpu, const struct vm_vcpu_state *st);
+	int (*dirty_start)(struct vm *vm);
+	int (*dirty_fetch)(struct vm *vm, uint64_t *bitmap); /* OR into bitmap */
+	int (*dirty_stop)(struct vm *vm);
+};
+
+/* ---- the generic VM */
+
+struct vm {
+	const struct vm_ops *ops;
+	void *b; /* backend-private state */
+
+	uint8_t *mem;      /* guest RAM: gpa 0 .. mem_size-1 */
+	uint64_t mem_size; /* multiple of 2 MiB, at most VM_MAX_RAM */
+	unsigned nr_vcpus;
+
+	/* Device lock: held around every device callback (I/O, irq, timer). */
+	pthread_mutex_t dev_lock;
+	struct vm_io_range pio[VM_MAX_IO], mmio[VM_MAX_IO];
+	unsigned nr_pio, nr_mmio;
+	const struct vm_irq_ops *irq;
+	void *irq_opaque;
+	struct { const struct vm_timer_ops *ops; void *opaque; } timers[VM_MAX_TIMERS];
+	unsigned nr_timers;
+
+	/* Pages the host wrote while dirty tracking runs (DMA, loaders). */
+	uint64_t *host_dirty;
+	int dirty_on;
+
+	/* Run state, guarded by run_lock. */
+	pthread_mutex_t run_lock;
+	pthread_cond_t run_cond;
+	int pause_req, nr_parked, running;
+	unsigned wake_gen;               /* bumped by vm__notify_irq */
+	uint8_t started[VM_MAX_VCPUS];   /* AP started by the doorbell */
+	enum vm_exit_kind exit_kind;
+	int exit_status;
+	void *platform; /* platform_pc.c's ports, freed by vm__destroy */
+	char err[256];
+};
+
+#define VM_MAX_RAM (3ull << 30) /* one slot below the 32-bit PCI hole */
+
+/* Guest-visible platform ports (see docs/KVM-HOST.md). */
+#define VM_PORT_EXIT 0x501     /* outb v: power off, exit status v */
+#define VM_PORT_AP_START 0x510 /* outl gpa of struct vm_ap_start; inl: 0 or -1 */
+#define VM_PORT_CONSOLE 0x3f8
+
+/* What a guest writes to VM_PORT_AP_START points at. */
+struct vm_ap_start {
+	uint32_t cpu;   /* 1 .. nr_vcpus-1 */
+	uint32_t entry; /* physical entry */
+	uint32_t stack; /* initial ESP / SP */
+	uint32_t flags; /* VM_AP_REAL_MODE: enter in 16-bit real mode */
+};
+#define VM_AP_REAL_MODE 1u
+
+/* Backends compiled in. */
+extern const struct vm_ops vm_kvm_ops;
+
+#include <stdio.h>
+/* kvm/kvm_caps.c: print KVM_CHECK_EXTENSION answers; -1 with errno. */
+int kvm__report_caps(FILE *out);
+
+/* vm.c: lifecycle, memory, dispatch */
+struct vm *vm__create(const struct vm_ops *ops, uint64_t mem_size, unsigned nr_vcpus,
+		      char *cause, size_t causelen);
+void vm__destroy(struct vm *vm);
+/* Host pointer for [gpa, gpa+len), NULL if not all of it is RAM. */
+void *vm__gpa(struct vm *vm, uint64_t gpa, uint64_t len);
+/* Copy into guest RAM, marking the pages dirty for tracking. */
+int vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
+void vm__mark_dirty(struct vm *vm, uint64_t gpa, uint64_t len);
+int vm__register_pio(struct vm *vm, uint64_t base, uint64_t len,
+		     const struct vm_io_ops *ops, void *opaque);
+int vm__register_mmio(struct vm *vm, uint64_t base, uint64_t len,
+		      const struct vm_io_ops *ops, void *opaque);
+void vm__set_irq_source(struct vm *vm, const struct vm_irq_ops *ops, void *opaque);
+int vm__register_timer(struct vm *vm, const struct vm_timer_ops *ops, void *opaque);
+/* Tell a halted vCPU that a device raised a line (any thread). */
+void vm__notify_irq(struct vm *vm);
+/* Called by backends on an exit; return 0 if a device answered. */
+int vm__pio(struct vm *vm, uint16_t port, int is_write, unsigned size, uint8_t *data);
+int vm__mmio(struct vm *vm, uint64_t gpa, int is_write, unsigned size, uint8_t *data);
+uint64_t vm__now_ns(void);
+int vm__fail(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* vm_run.c: running, pausing, state */
+int vm__run(struct vm *vm);      /* blocks until the guest ends */
+int vm__pause(struct vm *vm);    /* returns with every vCPU outside the guest */
+void vm__resume(struct vm *vm);
+void vm__poweroff(struct vm *vm, enum vm_exit_kind kind, int status);
+int vm__get_vcpu_state(struct vm *vm, unsigned cpu, struct vm_vcpu_state *st);
+int vm__set_vcpu_state(struct vm *vm, unsigned cpu, const struct vm_vcpu_state *st);
+/* Start AP (cpu) at (entry) with stack (stack); see struct vm_ap_start. */
+int vm__start_ap(struct vm *vm, unsigned cpu, uint32_t entry, uint32_t stack, uint32_t flags);
+
+/* vm_run.c: dirty tracking (bitmap: one bit per 4 KiB page, mem_size/4096 bits) */
+int vm__dirty_start(struct vm *vm);
+int vm__dirty_fetch(struct vm *vm, uint64_t *bitmap); /* fetch and clear */
+int vm__dirty_stop(struct vm *vm);
+size_t vm__dirty_bitmap_bytes(const struct vm *vm);
+
+/* vm_run.c: for backends only: what a vCPU thread calls */
+/* Nonzero when the thread should leave the guest (pause or end). */
+int vm__vcpu_should_stop(struct vm *vm);
+/* Block while a pause is requested; -1 when the VM is ending. */
+int vm__vcpu_park(struct vm *vm);
+/* A halted vCPU: block until (deadline_ns), a vm__notify_irq after (gen),
+ * or a pause (returns 0 after resume); -1 when the VM is ending. */
+int vm__vcpu_halt(struct vm *vm, uint64_t deadline_ns, unsigned gen);
+/* An AP not (or no longer) started: block until the doorbell starts it. */
+int vm__vcpu_wait_start(struct vm *vm, unsigned cpu);
+void vm__vcpu_stopped(struct vm *vm, unsigned cpu); /* AP went offline */
+unsigned vm__wake_gen(struct vm *vm);
+/* Run the timers, then tell whether an interrupt waits; returns the next
+ * timer deadline.  Takes the device lock. */
+uint64_t vm__poll_devices(struct vm *vm, int *irq_pending);
+/* INTA: vector of the pending interrupt, -1 if none.  Device lock taken. */
+int vm__ack_irq(struct vm *vm);
+void vm__vcpu_exited(struct vm *vm); /* thread leaves for good */
+
+/* boot_multiboot.c, boot_linux.c: loaders; they leave vCPU 0 ready to run */
+int vm__load_multiboot(struct vm *vm, const char *path, const char *cmdline);
+int vm__load_linux(struct vm *vm, const char *kernel, const char *initrd, const char *cmdline);
+
+/* platform_pc.c: the ports every guest sees (exit, AP doorbell, console stub) */
+int vm__platform_init(struct vm *vm, int console_fd);
+
+#endif

@@ -1,0 +1,282 @@
+/* kvm_vcpu.c: one pthread per vCPU around KVM_RUN: exits, interrupt injection, halt, pause, kicks */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "kvm_int.h"
+
+/*
+ * Kicks: another thread (a pauser, a device raising a line, the BSP's own
+ * deadline timer) sets run->immediate_exit and sends KICK_SIG to the vCPU
+ * thread.  The signal breaks a KVM_RUN in progress (-EINTR); the flag
+ * catches the window where the signal lands just before the ioctl, since
+ * KVM_RUN returns at once when it is set.  The handler sets the flag too,
+ * for the timer, which can only signal.
+ */
+#define KICK_SIG (SIGRTMIN + 2)
+
+/* glibc before 2.37 names the SIGEV_THREAD_ID target only by its union. */
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+static _Thread_local struct kvm_run *tls_run;
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+	if (tls_run)
+		__atomic_store_n(&tls_run->immediate_exit, 1, __ATOMIC_RELEASE);
+}
+
+static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
+
+static void kick_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = kick_handler; /* no SA_RESTART: KVM_RUN must return */
+	sigemptyset(&sa.sa_mask);
+	sigaction(KICK_SIG, &sa, NULL);
+}
+
+static void kick(struct kvm_vcpu *v)
+{
+	if (!v->thread_ok)
+		return;
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	pthread_kill(v->thread, KICK_SIG);
+}
+
+void kvm_vcpu__kick_all(struct vm *vm)
+{
+	unsigned i;
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		kick(&kvm_of(vm)->vcpu[i]);
+}
+
+void kvm_vcpu__wake(struct vm *vm)
+{
+	kick(&kvm_of(vm)->vcpu[0]);
+}
+
+static void timer_setup(struct kvm_vcpu *v)
+{
+	struct sigevent sev;
+
+	memset(&sev, 0, sizeof sev);
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = KICK_SIG;
+	sev.sigev_notify_thread_id = gettid();
+	v->timer_ok = timer_create(CLOCK_MONOTONIC, &sev, &v->timer) == 0;
+	v->armed_ns = UINT64_MAX;
+}
+
+/* Only re-arm on change: one syscall per new deadline, not per exit. */
+static void timer_arm(struct kvm_vcpu *v, uint64_t deadline_ns)
+{
+	struct itimerspec its;
+
+	if (!v->timer_ok || deadline_ns == v->armed_ns)
+		return;
+	memset(&its, 0, sizeof its);
+	if (deadline_ns != UINT64_MAX) {
+		its.it_value.tv_sec = (time_t)(deadline_ns / 1000000000u);
+		its.it_value.tv_nsec = (long)(deadline_ns % 1000000000u);
+		if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+			its.it_value.tv_nsec = 1; /* zero would disarm */
+	}
+	timer_settime(v->timer, TIMER_ABSTIME, &its, NULL);
+	v->armed_ns = deadline_ns;
+}
+
+static void crash(struct kvm_vcpu *v, const char *what)
+{
+	struct kvm_regs regs;
+	struct vm *vm = v->vm;
+
+	memset(&regs, 0, sizeof regs);
+	ioctl(v->fd, KVM_GET_REGS, &regs);
+	pthread_mutex_lock(&vm->run_lock);
+	if (vm->exit_kind == VM_EXIT_NONE)
+		vm__fail(vm, "%s on vCPU %u at rip %#llx", what, v->id,
+			 (unsigned long long)regs.rip);
+	pthread_mutex_unlock(&vm->run_lock);
+	vm__poweroff(vm, VM_EXIT_CRASH, 0);
+}
+
+/* BSP, before entry: hand the PIC's interrupt over or ask to be told
+ * when the guest can take it. */
+static void irq_deliver(struct kvm_vcpu *v, int pending)
+{
+	struct kvm_run *run = v->run;
+	struct kvm_interrupt irq;
+	int vec;
+
+	if (!pending) {
+		run->request_interrupt_window = 0;
+		return;
+	}
+	if (run->ready_for_interrupt_injection && run->if_flag) {
+		vec = vm__ack_irq(v->vm);
+		if (vec >= 0) {
+			irq.irq = (uint32_t)vec;
+			if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0)
+				crash(v, "KVM_INTERRUPT failed");
+		}
+		run->request_interrupt_window = 0;
+	} else {
+		run->request_interrupt_window = 1;
+	}
+}
+
+static int exit_handle(struct kvm_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	struct vm *vm = v->vm;
+	uint8_t *data;
+	uint32_t i;
+	char what[64];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		data = (uint8_t *)run + run->io.data_offset;
+		for (i = 0; i < run->io.count; i++, data += run->io.size)
+			vm__pio(vm, run->io.port, run->io.direction == KVM_EXIT_IO_OUT,
+				run->io.size, data);
+		return 0;
+	case KVM_EXIT_MMIO:
+		vm__mmio(vm, run->mmio.phys_addr, run->mmio.is_write, run->mmio.len,
+			 run->mmio.data);
+		return 0;
+	case KVM_EXIT_HLT:
+		if (v->id != 0) {
+			/* No IPIs without a LAPIC: a halted AP is offline
+			 * until the doorbell starts it again. */
+			vm__vcpu_stopped(vm, v->id);
+		} else if (!run->if_flag) {
+			vm__poweroff(vm, VM_EXIT_HALTED, 0);
+			return -1;
+		} else {
+			v->halted = 1;
+		}
+		return 0;
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+	case KVM_EXIT_INTR:
+		return 0;
+	case KVM_EXIT_SHUTDOWN:
+		crash(v, "triple fault");
+		return -1;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof what, "entry failure %#llx",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		crash(v, what);
+		return -1;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof what, "KVM internal error %u", run->internal.suberror);
+		crash(v, what);
+		return -1;
+	default:
+		snprintf(what, sizeof what, "unhandled exit %u", run->exit_reason);
+		crash(v, what);
+		return -1;
+	}
+}
+
+/*
+ * Per KVM's contract, an I/O or MMIO exit completes only on the next
+ * KVM_RUN: a PIO "in" has not yet reached RAX.  Before a vCPU stops for
+ * a pause we re-enter once with immediate_exit set, which finishes the
+ * instruction and returns at once, so the state a pauser reads is exact.
+ */
+static void io_complete(struct kvm_vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	ioctl(v->fd, KVM_RUN, 0);
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct kvm_vcpu *v = arg;
+	struct vm *vm = v->vm;
+	uint64_t deadline;
+	unsigned gen;
+	int pending;
+
+	tls_run = v->run;
+	if (v->id == 0)
+		timer_setup(v);
+	for (;;) {
+		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
+		if (vm__vcpu_should_stop(vm)) {
+			io_complete(v);
+			if (vm__vcpu_park(vm) < 0)
+				break;
+			continue;
+		}
+		if (v->id != 0 && !__atomic_load_n(&vm->started[v->id], __ATOMIC_ACQUIRE)) {
+			if (vm__vcpu_wait_start(vm, v->id) < 0)
+				break;
+			continue;
+		}
+		if (v->id == 0) {
+			/* Snapshot the wake generation before looking, so a
+			 * line raised after the look still wakes a halt. */
+			gen = vm__wake_gen(vm);
+			deadline = vm__poll_devices(vm, &pending);
+			if (v->halted && !pending) {
+				if (vm__vcpu_halt(vm, deadline, gen) < 0)
+					break;
+				continue;
+			}
+			v->halted = 0;
+			irq_deliver(v, pending);
+			timer_arm(v, deadline);
+		}
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			crash(v, strerror(errno));
+			break;
+		}
+		if (exit_handle(v) < 0)
+			break;
+	}
+	if (v->timer_ok)
+		timer_delete(v->timer);
+	v->timer_ok = 0;
+	vm__vcpu_exited(vm);
+	return NULL;
+}
+
+int kvm_vcpu__run_all(struct vm *vm)
+{
+	struct vm_kvm *k = kvm_of(vm);
+	unsigned i, n;
+	int rc;
+
+	pthread_once(&kick_once, kick_install);
+	pthread_mutex_lock(&vm->run_lock);
+	vm->nr_parked = 0;
+	pthread_mutex_unlock(&vm->run_lock);
+	for (n = 0; n < vm->nr_vcpus; n++) {
+		rc = pthread_create(&k->vcpu[n].thread, NULL, vcpu_thread, &k->vcpu[n]);
+		if (rc != 0) {
+			vm__poweroff(vm, VM_EXIT_CRASH, 0);
+			vm__fail(vm, "vCPU thread: %s", strerror(rc));
+			break;
+		}
+		k->vcpu[n].thread_ok = 1;
+	}
+	for (i = 0; i < n; i++) {
+		pthread_join(k->vcpu[i].thread, NULL);
+		k->vcpu[i].thread_ok = 0;
+	}
+	return vm->exit_kind == VM_EXIT_CRASH ? -1 : 0;
+}

@@ -1,0 +1,258 @@
+/* vm.c: the generic VM: creation, guest memory, PIO/MMIO dispatch, irq and timer registration */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "backend.h"
+
+int vm__fail(struct vm *vm, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(vm->err, sizeof vm->err, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+uint64_t vm__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct vm *vm__create(const struct vm_ops *ops, uint64_t mem_size, unsigned nr_vcpus,
+		      char *cause, size_t causelen)
+{
+	struct vm *vm;
+
+	/* 2 MiB granularity keeps the loaders' identity maps and the dirty
+	 * bitmap (a whole number of 64-bit words) simple. */
+	if (mem_size < (4u << 20) || mem_size > VM_MAX_RAM || mem_size % (2u << 20)) {
+		snprintf(cause, causelen, "memory size must be a multiple of 2 MiB, 4 MiB .. 3 GiB");
+		return NULL;
+	}
+	if (nr_vcpus < 1 || nr_vcpus > VM_MAX_VCPUS) {
+		snprintf(cause, causelen, "vCPU count must be 1 .. %d", VM_MAX_VCPUS);
+		return NULL;
+	}
+	vm = calloc(1, sizeof *vm);
+	if (!vm) {
+		snprintf(cause, causelen, "out of memory");
+		return NULL;
+	}
+	vm->ops = ops;
+	vm->mem_size = mem_size;
+	vm->nr_vcpus = nr_vcpus;
+	pthread_mutex_init(&vm->dev_lock, NULL);
+	pthread_mutex_init(&vm->run_lock, NULL);
+	pthread_cond_init(&vm->run_cond, NULL);
+
+	/* NORESERVE: a 3 GiB guest that touches 10 MiB costs 10 MiB. */
+	vm->mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->mem == MAP_FAILED) {
+		snprintf(cause, causelen, "guest RAM: %s", strerror(errno));
+		free(vm);
+		return NULL;
+	}
+	vm->host_dirty = calloc(1, vm__dirty_bitmap_bytes(vm));
+	if (!vm->host_dirty || ops->create(vm) < 0) {
+		snprintf(cause, causelen, "%s", vm->host_dirty ? vm->err : "out of memory");
+		munmap(vm->mem, mem_size);
+		free(vm->host_dirty);
+		free(vm);
+		return NULL;
+	}
+	return vm;
+}
+
+void vm__destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	vm->ops->destroy(vm);
+	munmap(vm->mem, vm->mem_size);
+	free(vm->host_dirty);
+	free(vm->platform);
+	pthread_cond_destroy(&vm->run_cond);
+	pthread_mutex_destroy(&vm->run_lock);
+	pthread_mutex_destroy(&vm->dev_lock);
+	free(vm);
+}
+
+void *vm__gpa(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	/* Written so that no sum can wrap: gpa and len come from the guest. */
+	if (gpa > vm->mem_size || len > vm->mem_size - gpa)
+		return NULL;
+	return vm->mem + gpa;
+}
+
+size_t vm__dirty_bitmap_bytes(const struct vm *vm)
+{
+	return (size_t)(vm->mem_size / VM_PAGE_SIZE / 8);
+}
+
+void vm__mark_dirty(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	uint64_t pfn, last;
+
+	if (!vm->dirty_on || len == 0 || !vm__gpa(vm, gpa, len))
+		return;
+	last = (gpa + len - 1) / VM_PAGE_SIZE;
+	for (pfn = gpa / VM_PAGE_SIZE; pfn <= last; pfn++)
+		__atomic_fetch_or(&vm->host_dirty[pfn / 64], 1ull << (pfn % 64), __ATOMIC_RELAXED);
+}
+
+int vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *dst = vm__gpa(vm, gpa, len);
+
+	if (!dst)
+		return vm__fail(vm, "write of %#llx bytes at gpa %#llx is outside RAM",
+				(unsigned long long)len, (unsigned long long)gpa);
+	memcpy(dst, src, len);
+	vm__mark_dirty(vm, gpa, len);
+	return 0;
+}
+
+static int io_register(struct vm *vm, struct vm_io_range *tab, unsigned *nr, uint64_t limit,
+		       uint64_t base, uint64_t len, const struct vm_io_ops *ops, void *opaque)
+{
+	unsigned i;
+
+	if (len == 0 || base > limit || len - 1 > limit - base)
+		return vm__fail(vm, "I/O range %#llx+%#llx is out of bounds",
+				(unsigned long long)base, (unsigned long long)len);
+	for (i = 0; i < *nr; i++)
+		if (base < tab[i].base + tab[i].len && tab[i].base < base + len)
+			return vm__fail(vm, "I/O range %#llx+%#llx overlaps %#llx+%#llx",
+					(unsigned long long)base, (unsigned long long)len,
+					(unsigned long long)tab[i].base,
+					(unsigned long long)tab[i].len);
+	if (*nr == VM_MAX_IO)
+		return vm__fail(vm, "too many I/O ranges");
+	tab[*nr] = (struct vm_io_range){ base, len, ops, opaque };
+	(*nr)++;
+	return 0;
+}
+
+int vm__register_pio(struct vm *vm, uint64_t base, uint64_t len,
+		     const struct vm_io_ops *ops, void *opaque)
+{
+	int rc;
+
+	pthread_mutex_lock(&vm->dev_lock);
+	rc = io_register(vm, vm->pio, &vm->nr_pio, 0xffff, base, len, ops, opaque);
+	pthread_mutex_unlock(&vm->dev_lock);
+	return rc;
+}
+
+int vm__register_mmio(struct vm *vm, uint64_t base, uint64_t len,
+		      const struct vm_io_ops *ops, void *opaque)
+{
+	int rc;
+
+	/* MMIO inside RAM would never exit: KVM maps the slot. */
+	if (base < vm->mem_size)
+		return vm__fail(vm, "MMIO range %#llx lies in guest RAM", (unsigned long long)base);
+	pthread_mutex_lock(&vm->dev_lock);
+	rc = io_register(vm, vm->mmio, &vm->nr_mmio, UINT64_MAX, base, len, ops, opaque);
+	pthread_mutex_unlock(&vm->dev_lock);
+	return rc;
+}
+
+void vm__set_irq_source(struct vm *vm, const struct vm_irq_ops *ops, void *opaque)
+{
+	pthread_mutex_lock(&vm->dev_lock);
+	vm->irq = ops;
+	vm->irq_opaque = opaque;
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
+int vm__register_timer(struct vm *vm, const struct vm_timer_ops *ops, void *opaque)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&vm->dev_lock);
+	if (vm->nr_timers == VM_MAX_TIMERS) {
+		rc = vm__fail(vm, "too many timers");
+	} else {
+		vm->timers[vm->nr_timers].ops = ops;
+		vm->timers[vm->nr_timers].opaque = opaque;
+		vm->nr_timers++;
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+	return rc;
+}
+
+static struct vm_io_range *io_find(struct vm_io_range *tab, unsigned nr, uint64_t addr,
+				   unsigned size)
+{
+	unsigned i;
+
+	for (i = 0; i < nr; i++)
+		if (addr >= tab[i].base && addr - tab[i].base + size <= tab[i].len)
+			return &tab[i];
+	return NULL;
+}
+
+/* Little-endian bytes <-> value, the layout of kvm_run's data buffers. */
+static uint64_t bytes_get(const uint8_t *p, unsigned size)
+{
+	uint64_t v = 0;
+
+	while (size--)
+		v = (v << 8) | p[size];
+	return v;
+}
+
+static void bytes_put(uint8_t *p, unsigned size, uint64_t v)
+{
+	unsigned i;
+
+	for (i = 0; i < size; i++, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static int io_dispatch(struct vm *vm, struct vm_io_range *tab, unsigned nr, uint64_t addr,
+		       int is_write, unsigned size, uint8_t *data)
+{
+	struct vm_io_range *r;
+	int rc = -1;
+
+	pthread_mutex_lock(&vm->dev_lock);
+	r = io_find(tab, nr, addr, size);
+	if (r) {
+		if (is_write) {
+			if (r->ops->write)
+				r->ops->write(r->opaque, addr - r->base, size, bytes_get(data, size));
+		} else {
+			bytes_put(data, size,
+				  r->ops->read ? r->ops->read(r->opaque, addr - r->base, size) : ~0ull);
+		}
+		rc = 0;
+	} else if (!is_write) {
+		/* Nothing decodes the address: the bus floats high. */
+		memset(data, 0xff, size);
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+	return rc;
+}
+
+int vm__pio(struct vm *vm, uint16_t port, int is_write, unsigned size, uint8_t *data)
+{
+	return io_dispatch(vm, vm->pio, vm->nr_pio, port, is_write, size, data);
+}
+
+int vm__mmio(struct vm *vm, uint64_t gpa, int is_write, unsigned size, uint8_t *data)
+{
+	return io_dispatch(vm, vm->mmio, vm->nr_mmio, gpa, is_write, size, data);
+}

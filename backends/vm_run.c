@@ -1,0 +1,271 @@
+/* vm_run.c: generic run/pause protocol between vCPU threads and their controller, state and dirty wrappers */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+
+/*
+ * Every vCPU thread is either inside the guest (KVM_RUN or about to enter
+ * it) or blocked in one of the waits below.  nr_parked counts the blocked
+ * ones; a pause is complete when it reaches nr_vcpus.  Every wait also
+ * blocks while a pause is requested, so a halted vCPU whose timer fires
+ * during a pause stays put: the controller may be rewriting its state.
+ */
+
+static int ending(const struct vm *vm)
+{
+	return vm->exit_kind != VM_EXIT_NONE;
+}
+
+int vm__vcpu_should_stop(struct vm *vm)
+{
+	return __atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE) ||
+	       __atomic_load_n(&vm->exit_kind, __ATOMIC_ACQUIRE) != VM_EXIT_NONE;
+}
+
+unsigned vm__wake_gen(struct vm *vm)
+{
+	return __atomic_load_n(&vm->wake_gen, __ATOMIC_ACQUIRE);
+}
+
+static void timespec_at(struct timespec *ts, uint64_t ns)
+{
+	ts->tv_sec = (time_t)(ns / 1000000000u);
+	ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
+/* run_lock held.  Wait for a change; (deadline_ns) UINT64_MAX: no limit. */
+static void wait_once(struct vm *vm, uint64_t deadline_ns)
+{
+	struct timespec ts;
+
+	vm->nr_parked++;
+	pthread_cond_broadcast(&vm->run_cond); /* a pauser may be waiting for us */
+	if (deadline_ns == UINT64_MAX) {
+		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+	} else {
+		timespec_at(&ts, deadline_ns);
+		pthread_cond_timedwait(&vm->run_cond, &vm->run_lock, &ts);
+	}
+	vm->nr_parked--;
+}
+
+int vm__vcpu_park(struct vm *vm)
+{
+	int rc;
+
+	pthread_mutex_lock(&vm->run_lock);
+	while (vm->pause_req && !ending(vm))
+		wait_once(vm, UINT64_MAX);
+	rc = ending(vm) ? -1 : 0;
+	pthread_mutex_unlock(&vm->run_lock);
+	return rc;
+}
+
+int vm__vcpu_halt(struct vm *vm, uint64_t deadline_ns, unsigned gen)
+{
+	int rc;
+
+	pthread_mutex_lock(&vm->run_lock);
+	for (;;) {
+		if (ending(vm))
+			break;
+		if (!vm->pause_req &&
+		    (vm->wake_gen != gen || vm__now_ns() >= deadline_ns))
+			break;
+		wait_once(vm, vm->pause_req ? UINT64_MAX : deadline_ns);
+	}
+	rc = ending(vm) ? -1 : 0;
+	pthread_mutex_unlock(&vm->run_lock);
+	return rc;
+}
+
+int vm__vcpu_wait_start(struct vm *vm, unsigned cpu)
+{
+	int rc;
+
+	pthread_mutex_lock(&vm->run_lock);
+	while (!ending(vm) && (vm->pause_req || !vm->started[cpu]))
+		wait_once(vm, UINT64_MAX);
+	rc = ending(vm) ? -1 : 0;
+	pthread_mutex_unlock(&vm->run_lock);
+	return rc;
+}
+
+void vm__vcpu_stopped(struct vm *vm, unsigned cpu)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	vm->started[cpu] = 0;
+	pthread_mutex_unlock(&vm->run_lock);
+}
+
+void vm__vcpu_exited(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	vm->nr_parked++; /* gone for good: counts as outside the guest */
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
+}
+
+void vm__notify_irq(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	vm->wake_gen++;
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
+	if (vm->running)
+		vm->ops->wake(vm); /* the BSP may be in the guest with IF=1 */
+}
+
+uint64_t vm__poll_devices(struct vm *vm, int *irq_pending)
+{
+	uint64_t next = UINT64_MAX, now, d;
+	unsigned i;
+
+	pthread_mutex_lock(&vm->dev_lock);
+	if (vm->nr_timers) {
+		now = vm__now_ns();
+		for (i = 0; i < vm->nr_timers; i++) {
+			d = vm->timers[i].ops->poll(vm->timers[i].opaque, now);
+			if (d < next)
+				next = d;
+		}
+	}
+	*irq_pending = vm->irq && vm->irq->pending(vm->irq_opaque);
+	pthread_mutex_unlock(&vm->dev_lock);
+	return next;
+}
+
+int vm__ack_irq(struct vm *vm)
+{
+	int vec = -1;
+
+	pthread_mutex_lock(&vm->dev_lock);
+	if (vm->irq && vm->irq->pending(vm->irq_opaque))
+		vec = vm->irq->ack(vm->irq_opaque);
+	pthread_mutex_unlock(&vm->dev_lock);
+	return vec;
+}
+
+int vm__run(struct vm *vm)
+{
+	int rc;
+
+	vm->started[0] = 1;
+	vm->running = 1;
+	rc = vm->ops->run(vm);
+	vm->running = 0;
+	return rc;
+}
+
+int vm__pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	if (ending(vm)) {
+		pthread_mutex_unlock(&vm->run_lock);
+		return vm__fail(vm, "guest has ended");
+	}
+	vm->pause_req = 1;
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
+	vm->ops->kick_all(vm);
+	pthread_mutex_lock(&vm->run_lock);
+	while (vm->nr_parked < (int)vm->nr_vcpus)
+		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+	pthread_mutex_unlock(&vm->run_lock);
+	return 0;
+}
+
+void vm__resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	vm->pause_req = 0;
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
+}
+
+void vm__poweroff(struct vm *vm, enum vm_exit_kind kind, int status)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	if (!ending(vm)) { /* first cause wins: a crash after power-off is noise */
+		vm->exit_status = status;
+		__atomic_store_n(&vm->exit_kind, kind, __ATOMIC_RELEASE);
+	}
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
+	vm->ops->kick_all(vm);
+}
+
+int vm__get_vcpu_state(struct vm *vm, unsigned cpu, struct vm_vcpu_state *st)
+{
+	if (cpu >= vm->nr_vcpus)
+		return vm__fail(vm, "no vCPU %u", cpu);
+	memset(st, 0, sizeof *st);
+	st->started = vm->started[cpu] || cpu == 0;
+	return vm->ops->get_state(vm, cpu, st);
+}
+
+int vm__set_vcpu_state(struct vm *vm, unsigned cpu, const struct vm_vcpu_state *st)
+{
+	if (cpu >= vm->nr_vcpus)
+		return vm__fail(vm, "no vCPU %u", cpu);
+	if (vm->ops->set_state(vm, cpu, st) < 0)
+		return -1;
+	pthread_mutex_lock(&vm->run_lock);
+	vm->started[cpu] = st->started || cpu == 0;
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
+	return 0;
+}
+
+int vm__start_ap(struct vm *vm, unsigned cpu, uint32_t entry, uint32_t stack, uint32_t flags)
+{
+	int rc;
+
+	if (cpu == 0 || cpu >= vm->nr_vcpus)
+		return vm__fail(vm, "no AP %u (vCPUs: %u)", cpu, vm->nr_vcpus);
+	pthread_mutex_lock(&vm->run_lock);
+	if (vm->started[cpu]) {
+		pthread_mutex_unlock(&vm->run_lock);
+		return vm__fail(vm, "AP %u is already running", cpu);
+	}
+	/* Safe to touch its registers: a stopped AP waits outside the guest. */
+	rc = (flags & VM_AP_REAL_MODE) ? vm->ops->reset_vcpu16(vm, cpu, entry, stack)
+				       : vm->ops->reset_vcpu32(vm, cpu, entry, stack);
+	if (rc == 0) {
+		vm->started[cpu] = 1;
+		pthread_cond_broadcast(&vm->run_cond);
+	}
+	pthread_mutex_unlock(&vm->run_lock);
+	return rc;
+}
+
+int vm__dirty_start(struct vm *vm)
+{
+	memset(vm->host_dirty, 0, vm__dirty_bitmap_bytes(vm));
+	if (vm->ops->dirty_start(vm) < 0)
+		return -1;
+	vm->dirty_on = 1;
+	return 0;
+}
+
+int vm__dirty_fetch(struct vm *vm, uint64_t *bitmap)
+{
+	size_t i, n = vm__dirty_bitmap_bytes(vm) / 8;
+
+	if (!vm->dirty_on)
+		return vm__fail(vm, "dirty tracking is not on");
+	/* Host writes first: a page the host writes after this point is in
+	 * the next round, never lost between the two reads. */
+	for (i = 0; i < n; i++)
+		bitmap[i] = __atomic_exchange_n(&vm->host_dirty[i], 0, __ATOMIC_ACQ_REL);
+	return vm->ops->dirty_fetch(vm, bitmap);
+}
+
+int vm__dirty_stop(struct vm *vm)
+{
+	vm->dirty_on = 0;
+	return vm->ops->dirty_stop(vm);
+}
