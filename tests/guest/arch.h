@@ -17,6 +17,9 @@ static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
 static inline void hlt(void) { __asm__ volatile("hlt" ::: "memory"); }
 
+/* Spin-wait hint; not sensitive, but it tells a hypervisor or an SMT sibling we wait. */
+static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+
 static inline uint64_t read_rflags(void)
 {
 	uint64_t f;

@@ -74,6 +74,15 @@ _start32:
 	cmpl	$512, %ecx
 	jne	1b
 
+	call	long_mode_on
+	ljmp	$0x08, $start64
+
+	/*
+	 * Shared by the boot CPU and the APs: PAE, the boot page tables,
+	 * EFER.LME, paging, then the boot GDT.  It returns in compatibility
+	 * mode; the caller's far jump enters 64-bit code.
+	 */
+long_mode_on:
 	movl	%cr4, %eax
 	orl	$CR4_PAE, %eax
 	movl	%eax, %cr4
@@ -91,7 +100,20 @@ _start32:
 	movl	%eax, %cr0
 
 	lgdt	boot_gdt_ptr
-	ljmp	$0x08, $start64
+	ret
+
+	/*
+	 * An AP, started through the AP start mailbox (smp.c): the same flat
+	 * 32-bit state as the boot CPU, with EBX = its CPU index and ESP = the
+	 * stack smp.c asked for.  The page tables are the boot CPU's, already
+	 * built (and since extended by map_page, which only adds entries).
+	 */
+	.globl	ap_start32
+ap_start32:
+	cli
+	cld
+	call	long_mode_on
+	ljmp	$0x08, $ap_start64
 
 	/* Not loaded by a multiboot loader: say so on COM1 and fail. */
 bad_magic:
@@ -122,6 +144,19 @@ start64:
 	call	kmain
 5:	cli
 	hlt
+	jmp	5b
+
+ap_start64:
+	movw	$0x10, %ax
+	movw	%ax, %ds
+	movw	%ax, %es
+	movw	%ax, %ss
+	movw	%ax, %fs
+	movw	%ax, %gs
+	movl	%esp, %esp		/* zero extended: the stack is below 4 GiB */
+	movl	%ebx, %edi		/* CPU index: ap_main's argument */
+	xorl	%ebp, %ebp
+	call	ap_main
 	jmp	5b
 
 	.section .rodata

@@ -69,12 +69,23 @@ static void uart_tx(char c)
 
 void console_putc(char c) { uart_tx(c); }
 
+/*
+ * Whole lines stay together even when an interrupt handler or another CPU
+ * prints: interrupts off against the first, a spinlock against the second.
+ * Nobody takes the lock with interrupts on, so a handler never spins on a
+ * lock its own CPU holds.
+ */
+static uint32_t console_lock;
+
 void console_write(const char *s, size_t n)
 {
-	/* Whole lines stay together even when an interrupt handler prints. */
 	uint64_t f = irq_save();
+	while (__atomic_exchange_n(&console_lock, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&console_lock, __ATOMIC_RELAXED))
+			cpu_relax();
 	while (n--)
 		uart_tx(*s++);
+	__atomic_store_n(&console_lock, 0, __ATOMIC_RELEASE);
 	irq_restore(f);
 }
 

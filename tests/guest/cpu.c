@@ -1,4 +1,4 @@
-/* cpu.c: GDT with TSS, IDT, syscall MSRs, exception reporting and power-off */
+/* cpu.c: per-CPU GDT, TSS and GS block, the shared IDT, syscall MSRs, the unswitched-syscall workaround, exception reporting and power-off */
 #include "arch.h"
 #include "guest.h"
 
@@ -12,7 +12,12 @@
 enum { GDT_NULL, GDT_KCODE, GDT_KDATA, GDT_UCODE32, GDT_UDATA, GDT_UCODE, GDT_TSS, GDT_TSS_HI,
        GDT_N };
 
-static uint64_t gdt[GDT_N] __attribute__((aligned(16)));
+/*
+ * Each CPU has its own GDT (so the busy TSS descriptor that ltr leaves is
+ * its own and every CPU uses the same TSS_SEL), TSS, stacks and percpu
+ * block; the IDT is one for all.
+ */
+static uint64_t gdt[MAX_CPUS][GDT_N] __attribute__((aligned(16)));
 
 struct __attribute__((packed)) tss64 {
 	uint32_t reserved0;
@@ -24,7 +29,7 @@ struct __attribute__((packed)) tss64 {
 	uint16_t iomap_base;
 };
 
-static struct tss64 tss __attribute__((aligned(16)));
+static struct tss64 tss[MAX_CPUS] __attribute__((aligned(16)));
 
 struct __attribute__((packed)) idt_gate {
 	uint16_t off_lo;
@@ -39,10 +44,10 @@ struct __attribute__((packed)) idt_gate {
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 
 /* Kernel stacks: syscalls and traps from user mode, and IST1 for #DF/NMI/#MC. */
-static uint8_t kstack[16384] __attribute__((aligned(16)));
-static uint8_t ist_stack[8192] __attribute__((aligned(16)));
+static uint8_t kstack[MAX_CPUS][16384] __attribute__((aligned(16)));
+static uint8_t ist_stack[MAX_CPUS][8192] __attribute__((aligned(16)));
 
-static struct percpu pcpu;
+static struct percpu pcpu[MAX_CPUS];
 
 volatile uint64_t ticks;
 volatile uint64_t user_irqs;
@@ -53,6 +58,11 @@ volatile uint64_t user_irqs;
 #define SEG_DPL3    0x0000600000000000ull
 #define GATE_INTR   0x8e /* P, DPL0, 64-bit interrupt gate (clears IF) */
 #define SFMASK_BITS 0x47700u /* TF, DF, IF, IOPL, NT, AC cleared on syscall */
+/* what ring 3 can set itself with popf: CF PF AF ZF SF TF DF OF AC ID (not IOPL, IF, NT) */
+#define RFLAGS_USER 0x240dd5u
+
+/* The syscall entry point as programmed into LSTAR, for syscall_unswitched(). */
+static uint64_t syscall_lstar;
 
 static void set_gate(unsigned vec, uint64_t handler, unsigned ist)
 {
@@ -66,39 +76,59 @@ static void set_gate(unsigned vec, uint64_t handler, unsigned ist)
 	};
 }
 
-void cpu_init(void)
+/*
+ * GS base: syscall_entry finds its stack through it and C code its per-CPU
+ * block (this_cpu()).  The user's GS base is 0 and waits in KERNEL_GS_BASE
+ * for the first swapgs to ring 3.
+ */
+static void cpu_set_percpu(unsigned cpu)
 {
-	gdt[GDT_KCODE] = SEG_CODE64;
-	gdt[GDT_KDATA] = SEG_DATA;
-	gdt[GDT_UCODE32] = SEG_CODE32;
-	gdt[GDT_UDATA] = SEG_DATA | SEG_DPL3;
-	gdt[GDT_UCODE] = SEG_CODE64 | SEG_DPL3;
+	struct percpu *p = &pcpu[cpu];
+	p->self = p;
+	p->cpu = cpu;
+	p->kernel_rsp = (uint64_t)(kstack[cpu] + sizeof kstack[cpu]);
+	wrmsr(MSR_GS_BASE, (uint64_t)p);
+	wrmsr(MSR_KERNEL_GS_BASE, 0);
+}
 
-	uint64_t base = (uint64_t)&tss, limit = sizeof tss - 1;
-	tss.rsp[0] = (uint64_t)(kstack + sizeof kstack);
-	tss.ist[0] = (uint64_t)(ist_stack + sizeof ist_stack);
-	tss.iomap_base = sizeof tss; /* no I/O bitmap: user mode gets no ports */
-	gdt[GDT_TSS] = (limit & 0xffff) | (base & 0xffffff) << 16 | 0x89ull << 40 |
-		       ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
-	gdt[GDT_TSS_HI] = base >> 32;
+struct percpu *cpu_percpu(unsigned cpu) { return &pcpu[cpu]; }
 
-	struct desc_ptr gp = {.limit = sizeof gdt - 1, .base = (uint64_t)gdt};
+/* Everything a CPU must set up for itself; the boot CPU also builds the IDT. */
+void cpu_init(unsigned cpu)
+{
+	uint64_t *g = gdt[cpu];
+	struct tss64 *t = &tss[cpu];
+
+	cpu_set_percpu(cpu);
+	g[GDT_KCODE] = SEG_CODE64;
+	g[GDT_KDATA] = SEG_DATA;
+	g[GDT_UCODE32] = SEG_CODE32;
+	g[GDT_UDATA] = SEG_DATA | SEG_DPL3;
+	g[GDT_UCODE] = SEG_CODE64 | SEG_DPL3;
+
+	uint64_t base = (uint64_t)t, limit = sizeof *t - 1;
+	t->rsp[0] = pcpu[cpu].kernel_rsp;
+	t->ist[0] = (uint64_t)(ist_stack[cpu] + sizeof ist_stack[cpu]);
+	t->iomap_base = sizeof *t; /* no I/O bitmap: user mode gets no ports */
+	g[GDT_TSS] = (limit & 0xffff) | (base & 0xffffff) << 16 | 0x89ull << 40 |
+		     ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
+	g[GDT_TSS_HI] = base >> 32;
+
+	struct desc_ptr gp = {.limit = sizeof gdt[cpu] - 1, .base = (uint64_t)g};
 	lgdt(&gp);
 	reload_segments(KERNEL_CS, KERNEL_DS);
 	ltr(TSS_SEL);
 
-	for (unsigned v = 0; v < 48; v++)
-		set_gate(v, trap_stubs[v], v == 2 || v == 8 || v == 18 ? 1 : 0);
+	/* the APs start after the boot CPU has filled it in */
+	if (cpu == 0)
+		for (unsigned v = 0; v < 48; v++)
+			set_gate(v, trap_stubs[v], v == 2 || v == 8 || v == 18 ? 1 : 0);
 	struct desc_ptr ip = {.limit = sizeof idt - 1, .base = (uint64_t)idt};
 	lidt(&ip);
 
-	/* GS base is the kernel's while in the kernel; the user's is 0. */
-	pcpu.kernel_rsp = tss.rsp[0];
-	wrmsr(MSR_GS_BASE, (uint64_t)&pcpu);
-	wrmsr(MSR_KERNEL_GS_BASE, 0);
-
 	wrmsr(MSR_STAR, (uint64_t)0x18 << 48 | (uint64_t)KERNEL_CS << 32);
-	wrmsr(MSR_LSTAR, (uint64_t)syscall_entry);
+	syscall_lstar = (uint64_t)syscall_entry;
+	wrmsr(MSR_LSTAR, syscall_lstar);
 	wrmsr(MSR_SFMASK, SFMASK_BITS);
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE);
 }
@@ -140,6 +170,48 @@ static const char *const exc_names[32] = {
 	"#NP", "#SS", "#GP", "#PF", "?15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
 };
 
+/*
+ * Erratum workaround: a `syscall` in ring 3 whose privilege switch did not
+ * happen.  Some CPUs (virtual ones included) execute the rest of it (RCX =
+ * the return RIP, R11 = RFLAGS, RFLAGS masked by SFMASK, RIP = LSTAR) but
+ * leave CS and SS at the user's selectors, so the entry stub's first fetch
+ * from its supervisor page faults at CPL 3 (#PF; #GP or #UD if the fetch
+ * were allowed and swapgs ran).  No swapgs has run and RSP is still the
+ * user's, so the fault frame holds the user's registers exactly as the stub
+ * would have found them: finish the call here instead.  Any other fault at
+ * that address from ring 3 (a jump there) is completed the same way, which
+ * grants nothing a real syscall would not: the flags are sanitised and the
+ * return goes to ring 3 by iretq.  Returns 1 if it handled the frame.
+ */
+static int syscall_unswitched(struct trapframe *tf)
+{
+	if (!(tf->cs & 3) || tf->rip != syscall_lstar ||
+	    (tf->vector != 14 && tf->vector != 13 && tf->vector != 6))
+		return 0;
+	/* RCX is where syscall returns to; one that is not canonical did not come from it */
+	if ((uint64_t)((int64_t)(tf->rcx << 16) >> 16) != tf->rcx)
+		return 0;
+	struct percpu *p = this_cpu();
+	uint64_t n = p->syscall_fixups + 1;
+	/* atomic only so that the boot CPU's end-of-run total reads a whole value */
+	__atomic_store_n(&p->syscall_fixups, n, __ATOMIC_RELAXED);
+	if (n == 1)
+		kprintf("cpu: syscall without privilege switch at 0x%lx: completing it in the fault "
+			"handler\n",
+			tf->rcx - 2);
+	/* the frame syscall_entry would have built: return to RCX with the flags saved in R11 */
+	tf->rip = tf->rcx;
+	tf->rflags = (tf->r11 & RFLAGS_USER) | RFLAGS_IF | 0x2;
+	tf->vector = VEC_SYSCALL;
+	tf->error = 0;
+	/* leave by iretq (trap_return) either way: CS and SS in the frame are already the user's */
+	(void)syscall_handler(tf);
+	/* what sysretq would have left in RCX and R11 */
+	tf->rcx = tf->rip;
+	tf->r11 = tf->rflags;
+	return 1;
+}
+
 void trap(struct trapframe *tf)
 {
 	if (tf->vector >= IRQ_BASE && tf->vector < IRQ_BASE + 16) {
@@ -148,18 +220,21 @@ void trap(struct trapframe *tf)
 		irq_dispatch((unsigned)(tf->vector - IRQ_BASE), tf);
 		return;
 	}
+	if (syscall_unswitched(tf))
+		return;
 	const char *name = tf->vector < 32 && exc_names[tf->vector] ? exc_names[tf->vector] : "?";
-	kprintf("exception: vector=%lu (%s) rip=0x%lx err=0x%lx cs=0x%lx rsp=0x%lx cr2=0x%lx\n",
-		tf->vector, name, tf->rip, tf->error, tf->cs, tf->rsp, read_cr2());
-	kprintf("exception: rax=0x%lx rbx=0x%lx rcx=0x%lx rdx=0x%lx rsi=0x%lx rdi=0x%lx\n", tf->rax,
-		tf->rbx, tf->rcx, tf->rdx, tf->rsi, tf->rdi);
+	kprintf("exception: vector=%lu (%s) rip=0x%lx err=0x%lx cs=0x%lx rflags=0x%lx rsp=0x%lx "
+		"ss=0x%lx cr2=0x%lx\n",
+		tf->vector, name, tf->rip, tf->error, tf->cs, tf->rflags, tf->rsp, tf->ss, read_cr2());
+	kprintf("exception: rax=0x%lx rbx=0x%lx rcx=0x%lx rdx=0x%lx rsi=0x%lx rdi=0x%lx r11=0x%lx\n",
+		tf->rax, tf->rbx, tf->rcx, tf->rdx, tf->rsi, tf->rdi, tf->r11);
 	poweroff(EXIT_FAIL);
 }
 
-/* First entry to ring 3: a frame at the top of the kernel stack, left by iretq. */
+/* First entry to ring 3: a frame at the top of this CPU's kernel stack, left by iretq. */
 void enter_user(uint64_t rip, uint64_t rsp)
 {
-	struct trapframe *tf = (struct trapframe *)(kstack + sizeof kstack) - 1;
+	struct trapframe *tf = (struct trapframe *)this_cpu()->kernel_rsp - 1;
 	kmemset(tf, 0, sizeof *tf);
 	tf->rip = rip;
 	tf->cs = USER_CS;

@@ -17,6 +17,7 @@
 #define USER_BASE	 0x40000000ull /* the .user section (code and data) */
 #define USER_STACK_TOP	 0x40200000ull
 #define USER_STACK_PAGES 16
+#define USER_STACK_STRIDE 0x20000ull /* cpu c's stack tops at USER_STACK_TOP - c * this */
 #define USER_MEM	 0x40400000ull /* the workload's buffer */
 #define USER_LIMIT	 0x80000000ull
 #define MMIO_WINDOW	 0x80000000ull /* device registers, mapped uncached */
@@ -42,11 +43,32 @@ struct trapframe {
 	uint64_t rip, cs, rflags, rsp, ss; /* what iretq pops */
 };
 
-/* Per-CPU block at GS base while in the kernel; entry.S knows the offsets. */
+/* At most this many CPUs run: one per workload stream is all there is to do. */
+#define MAX_CPUS 2
+
+/*
+ * Per-CPU block at GS base while in the kernel; entry.S knows the first
+ * two offsets, this_cpu() the third.  Everything a CPU changes on its own
+ * (counters, the last progress report) lives here, so the CPUs share
+ * nothing but what they publish on purpose.
+ */
 struct percpu {
-	uint64_t kernel_rsp; /* 0: stack for syscalls */
-	uint64_t user_rsp;   /* 8: scratch for the user's rsp during a syscall */
+	uint64_t kernel_rsp;  /* 0: stack for syscalls */
+	uint64_t user_rsp;    /* 8: scratch for the user's rsp during a syscall */
+	struct percpu *self;  /* 16: what %gs:16 gives this_cpu() */
+	uint64_t cpu;	      /* 0 = the boot CPU */
+	uint64_t syscalls;
+	uint64_t last_report; /* tick of the last progress line */
+	uint64_t cur_steps, cur_sum; /* the last SYS_STEP's global step and checksum */
+	uint64_t syscall_fixups; /* system calls completed by syscall_unswitched() (cpu.c) */
 };
+
+static inline struct percpu *this_cpu(void)
+{
+	struct percpu *p;
+	__asm__ volatile("movq %%gs:16, %0" : "=r"(p));
+	return p;
+}
 
 /* Exit codes written to the debug-exit port. */
 #define EXIT_OK	  0
@@ -64,7 +86,8 @@ int kmemcmp(const void *a, const void *b, size_t n);
 /* cpu.c */
 extern volatile uint64_t ticks;
 extern volatile uint64_t user_irqs;
-void cpu_init(void);
+void cpu_init(unsigned cpu);
+struct percpu *cpu_percpu(unsigned cpu);
 void cpu_report(void);
 void poweroff(int code) __attribute__((noreturn));
 void panic(const char *what) __attribute__((noreturn));
@@ -87,6 +110,7 @@ uint64_t alloc_page(void);
 void map_page(uint64_t va, uint64_t pa, uint64_t flags);
 void *map_mmio(uint64_t pa, uint64_t len);
 int user_range_ok(uint64_t va, uint64_t len); /* kernel.c */
+int syscall_handler(struct trapframe *tf);    /* kernel.c: 0 = leave by sysretq */
 
 /* pci.c */
 uint32_t pci_read32(unsigned bus, unsigned dev, unsigned fn, unsigned off);
@@ -97,6 +121,17 @@ void pci_scan(void);
 void dp83820_attach(unsigned bus, unsigned dev, unsigned fn);
 void dp83820_poll(void);
 void dp83820_report(void);
+
+/* smp.c */
+extern unsigned ncpus;
+void smp_init(void);
+void ap_main(uint32_t cpu) __attribute__((noreturn));
+
+/* boot.S */
+void ap_start32(void);
+
+/* user.c (ring 3) */
+void user_main(void);
 
 /* entry.S */
 extern const uint64_t trap_stubs[48];
@@ -109,7 +144,10 @@ enum {
 	SYS_TICKS, /* () timer ticks since boot */
 	SYS_STEP,  /* (steps done, running checksum) progress; returns ticks */
 	SYS_WRITE, /* (const char *, length) to the console */
-	SYS_DONE,  /* (steps, final checksum) print the result and power off */
+	SYS_DONE,  /* (steps, final checksum) print the result and power off (boot CPU) */
+	SYS_STREAM, /* (stream, h) publish a finished stream's checksum */
+	SYS_JOIN,  /* (stream) wait until it is published; returns its checksum (boot CPU) */
+	SYS_EXIT,  /* () this CPU has nothing more to do: it halts */
 };
 
 struct user_args {
@@ -117,7 +155,9 @@ struct user_args {
 	uint64_t steps; /* ignored when forever is set */
 	uint64_t forever;
 	uint64_t mem_va;
-	uint64_t mem_bytes; /* a multiple of 8, at least 8 */
+	uint64_t mem_bytes; /* a multiple of 8, a word per stream at least */
+	uint64_t cpu;	    /* which CPU this task runs on */
+	uint64_t ncpus;	    /* CPU c runs the streams c, c + ncpus, ... */
 };
 
 #endif

@@ -1,11 +1,14 @@
-/* kernel.c: boot flow, multiboot command line, the user task's address space and its system calls */
+/* kernel.c: boot flow, multiboot command line, the user tasks' address space and their system calls */
 #include "arch.h"
 #include "guest.h"
+#include "workload.h"
 
 /*
- * Boot: console, memory, CPU tables, PIC and PIT, PCI, then the user task,
- * which does all of the workload in ring 3 and talks to the kernel only
- * through syscall.  Command line (multiboot): seed=S steps=N mem=SIZE.
+ * Boot: console, memory, CPU tables, PIC and PIT, PCI, a second CPU if the
+ * platform has one (smp.c), then one user task per CPU, which do all of the
+ * workload in ring 3 and talk to the kernel only through syscall.  The
+ * workload's streams (workload.h) are split between the CPUs; the boot
+ * CPU's task joins the others' results and finishes.  Command line (multiboot): seed=S steps=N mem=SIZE.
  * No steps= runs forever; numbers are decimal or 0x hex, SIZE takes K, M
  * or G (powers of two).
  */
@@ -29,12 +32,16 @@ struct __attribute__((packed)) mb_mmap {
 static char cmdline[512];
 static struct user_args uargs;
 static uint64_t user_end, mem_end;
-static uint64_t syscalls, last_report, cur_steps, cur_sum;
+/*
+ * A finished stream's checksum, published by the CPU that ran it: the value
+ * first, then the flag with release; SYS_JOIN reads the flag with acquire,
+ * which also makes that CPU's stores into its part of the buffer visible.
+ */
+static uint64_t stream_h[WL_STREAMS];
+static uint32_t stream_done[WL_STREAMS];
 
 extern char __user_start[], __user_end[], __user_lma[];
-void user_main(void);
 void kmain(uint32_t mbi_pa);
-int syscall_handler(struct trapframe *tf);
 
 /* Copy what we need out of the multiboot info before the allocator can reuse it. */
 static uint64_t read_multiboot(const struct mb_info *mbi)
@@ -127,8 +134,8 @@ static void parse_args(void)
 			p++;
 	}
 	uargs.mem_bytes &= ~7ull;
-	if (!uargs.mem_bytes)
-		panic("args: mem= must be at least 8 bytes");
+	if (uargs.mem_bytes < 8 * WL_STREAMS)
+		panic("args: mem= must be at least 16 bytes (a word per workload stream)");
 }
 
 int kmemcmp(const void *a, const void *b, size_t n)
@@ -164,8 +171,14 @@ static void map_user(void)
 	user_end = (uint64_t)__user_end;
 	for (uint64_t va = USER_BASE; va < user_end; va += PAGE_SIZE)
 		map_page(va, lma + (va - USER_BASE), PTE_U | PTE_W);
-	for (unsigned i = 1; i <= USER_STACK_PAGES; i++)
-		map_page(USER_STACK_TOP - i * PAGE_SIZE, alloc_page(), PTE_U | PTE_W);
+	/* one stack per CPU that may run, with an unmapped gap below each */
+	if (user_end > USER_STACK_TOP - (MAX_CPUS - 1) * USER_STACK_STRIDE -
+			       USER_STACK_PAGES * PAGE_SIZE)
+		panic("mm: the user task's image runs into its stacks");
+	for (unsigned c = 0; c < MAX_CPUS; c++)
+		for (unsigned i = 1; i <= USER_STACK_PAGES; i++)
+			map_page(USER_STACK_TOP - c * USER_STACK_STRIDE - i * PAGE_SIZE, alloc_page(),
+				 PTE_U | PTE_W);
 	uint64_t bytes = (uargs.mem_bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	for (uint64_t off = 0; off < bytes; off += PAGE_SIZE)
 		map_page(USER_MEM + off, alloc_page(), PTE_U | PTE_W);
@@ -179,23 +192,38 @@ int user_range_ok(uint64_t va, uint64_t len)
 	uint64_t end = va + len;
 	if (end < va)
 		return 0;
-	return (va >= USER_BASE && end <= user_end) ||
-	       (va >= USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE && end <= USER_STACK_TOP) ||
-	       (va >= USER_MEM && end <= mem_end);
+	for (unsigned c = 0; c < MAX_CPUS; c++) {
+		uint64_t top = USER_STACK_TOP - c * USER_STACK_STRIDE;
+		if (va >= top - USER_STACK_PAGES * PAGE_SIZE && end <= top)
+			return 1;
+	}
+	return (va >= USER_BASE && end <= user_end) || (va >= USER_MEM && end <= mem_end);
 }
 
-static void progress(void)
+/* Each CPU reports its own streams' progress, once a second of ticks. */
+static void progress(struct percpu *p)
 {
-	kprintf("tick=%lu steps=%lu checksum=0x%016lx\n", ticks, cur_steps, cur_sum);
-	last_report = ticks;
+	kprintf("tick=%lu steps=%lu checksum=0x%016lx\n", ticks, p->cur_steps, p->cur_sum);
+	p->last_report = ticks;
 }
 
+/*
+ * The last progress line is the same on any number of CPUs: global step N
+ * belongs to stream (N - 1) % WL_STREAMS, whose final h it reports.
+ */
 static void finish(uint64_t steps, uint64_t sum)
 {
-	progress();
+	uint64_t total = 0, fixups = 0;
+	for (unsigned c = 0; c < ncpus; c++) {
+		total += __atomic_load_n(&cpu_percpu(c)->syscalls, __ATOMIC_RELAXED);
+		fixups += __atomic_load_n(&cpu_percpu(c)->syscall_fixups, __ATOMIC_RELAXED);
+	}
+	kprintf("tick=%lu steps=%lu checksum=0x%016lx\n", ticks, steps,
+		steps ? stream_h[(steps - 1) % WL_STREAMS] : WL_FNV_OFFSET);
 	kprintf("workload: steps=%lu checksum=0x%016lx\n", steps, sum);
-	kprintf("guest: %lu system calls, %lu interrupts taken in user mode, %lu ticks\n", syscalls,
-		user_irqs, ticks);
+	kprintf("guest: %lu system calls (%lu completed in the fault handler), %lu interrupts taken in "
+		"user mode, %lu ticks\n",
+		total, fixups, user_irqs, ticks);
 	dp83820_report();
 	if (!user_irqs)
 		panic("no interrupt arrived while in user mode");
@@ -208,12 +236,17 @@ static void finish(uint64_t steps, uint64_t sum)
  */
 int syscall_handler(struct trapframe *tf)
 {
-	syscalls++;
-	int by_iret = (syscalls & 1023) == 0;
+	struct percpu *p = this_cpu();
+	uint64_t n = p->syscalls + 1;
+	/* atomic only so that finish() on the boot CPU reads a whole value */
+	__atomic_store_n(&p->syscalls, n, __ATOMIC_RELAXED);
+	int by_iret = (n & 1023) == 0;
 	switch (tf->rax) {
 	case SYS_ARGS:
 		if (!user_range_ok(tf->rdi, sizeof uargs))
 			panic("syscall: SYS_ARGS: bad pointer");
+		uargs.cpu = p->cpu;
+		uargs.ncpus = ncpus;
 		kmemcpy((void *)tf->rdi, &uargs, sizeof uargs);
 		tf->rax = 0;
 		by_iret = 1;
@@ -222,10 +255,10 @@ int syscall_handler(struct trapframe *tf)
 		tf->rax = ticks;
 		break;
 	case SYS_STEP:
-		cur_steps = tf->rdi;
-		cur_sum = tf->rsi;
-		if (ticks - last_report >= REPORT_TICKS)
-			progress();
+		p->cur_steps = tf->rdi;
+		p->cur_sum = tf->rsi;
+		if (ticks - p->last_report >= REPORT_TICKS)
+			progress(p);
 		tf->rax = ticks;
 		break;
 	case SYS_WRITE:
@@ -235,8 +268,36 @@ int syscall_handler(struct trapframe *tf)
 		tf->rax = tf->rsi;
 		break;
 	case SYS_DONE:
+		if (p->cpu != 0)
+			panic("syscall: SYS_DONE on a CPU other than the boot CPU");
 		finish(tf->rdi, tf->rsi);
 		break;
+	case SYS_STREAM:
+		if (tf->rdi >= WL_STREAMS || __atomic_load_n(&stream_done[tf->rdi], __ATOMIC_RELAXED))
+			panic("syscall: SYS_STREAM: bad or repeated stream");
+		stream_h[tf->rdi] = tf->rsi;
+		__atomic_store_n(&stream_done[tf->rdi], 1, __ATOMIC_RELEASE);
+		tf->rax = 0;
+		break;
+	case SYS_JOIN:
+		/* only the boot CPU has a timer to wake it from hlt */
+		if (p->cpu != 0 || tf->rdi >= WL_STREAMS)
+			panic("syscall: SYS_JOIN: bad stream or not the boot CPU");
+		while (!__atomic_load_n(&stream_done[tf->rdi], __ATOMIC_ACQUIRE)) {
+			sti();
+			hlt();
+			cli();
+		}
+		tf->rax = stream_h[tf->rdi];
+		break;
+	case SYS_EXIT:
+		if (p->cpu == 0)
+			panic("syscall: SYS_EXIT on the boot CPU");
+		kprintf("smp: cpu %lu done, halting\n", p->cpu);
+		for (;;) {
+			cli();
+			hlt();
+		}
 	default:
 		tf->rax = (uint64_t)-1;
 	}
@@ -255,7 +316,7 @@ void kmain(uint32_t mbi_pa)
 	if (!top)
 		panic("mem: the loader gave no memory information");
 	mm_init(top);
-	cpu_init();
+	cpu_init(0);
 	cpu_report();
 	pic_init();
 	pit_init(TIMER_HZ);
@@ -264,7 +325,7 @@ void kmain(uint32_t mbi_pa)
 
 	/* the buffer, its page tables, the stack and some slack for the NIC */
 	uint64_t pages = (uargs.mem_bytes + PAGE_SIZE - 1) / PAGE_SIZE;
-	uint64_t need = (pages + pages / 512 + USER_STACK_PAGES + 64) * PAGE_SIZE;
+	uint64_t need = (pages + pages / 512 + MAX_CPUS * USER_STACK_PAGES + 64) * PAGE_SIZE;
 	if (need > mm_free_bytes()) {
 		kprintf("args: mem=%lu needs %lu bytes, %lu are free\n", uargs.mem_bytes, need,
 			mm_free_bytes());
@@ -277,5 +338,6 @@ void kmain(uint32_t mbi_pa)
 	else
 		kprintf("args: seed=%lu steps=%lu mem=%lu\n", uargs.seed, uargs.steps,
 			uargs.mem_bytes);
+	smp_init();
 	enter_user((uint64_t)user_main, USER_STACK_TOP - 8);
 }

@@ -30,16 +30,24 @@ static void say(const char *s)
 	sys2(SYS_WRITE, (long)s, n);
 }
 
-static struct user_args args;
-
 void user_main(void) __attribute__((noreturn, used));
 
+/*
+ * One task per CPU, all running this code on their own stacks (so nothing
+ * here is static but constants).  CPU c runs the streams c, c + ncpus, ...
+ * one step of each in turn; on one CPU that is all of them, dealt exactly as
+ * the global step numbers are.  Each step reports its global number and its
+ * stream's running checksum; the kernel prints those pairs once a second.
+ */
 void user_main(void)
 {
-	struct wl w;
+	struct user_args args;
+	struct wl w[WL_STREAMS];
+	unsigned mine[WL_STREAMS], n = 0;
 
 	sys2(SYS_ARGS, (long)&args, 0);
-	say("user: running in ring 3\n");
+	if (args.cpu == 0)
+		say("user: running in ring 3\n");
 
 	/*
 	 * Spin in ring 3 until the clock has moved twice, so every run takes
@@ -50,14 +58,36 @@ void user_main(void)
 	while (sys0(SYS_TICKS) < t0 + 2)
 		;
 
-	wl_init(&w, args.seed, (uint64_t *)args.mem_va, args.mem_bytes);
-	uint64_t k = 0;
-	while (args.forever || k < args.steps) {
-		wl_step(&w);
-		k++;
-		sys2(SYS_STEP, (long)k, (long)w.h);
+	uint64_t *buf = (uint64_t *)args.mem_va, words = args.mem_bytes / 8;
+	for (unsigned j = (unsigned)args.cpu; j < WL_STREAMS; j += (unsigned)args.ncpus) {
+		wl_init(&w[n], args.seed, j, buf, words);
+		mine[n++] = j;
 	}
-	sys2(SYS_DONE, (long)k, (long)wl_result(&w));
+	for (uint64_t k = 1;; k++) {
+		int stepped = 0;
+		for (unsigned i = 0; i < n; i++) {
+			if (!args.forever && k > wl_stream_steps(args.steps, mine[i]))
+				continue;
+			wl_step(&w[i]);
+			sys2(SYS_STEP, (long)wl_global_step(mine[i], k), (long)w[i].h);
+			stepped = 1;
+		}
+		if (!stepped)
+			break;
+	}
+	for (unsigned i = 0; i < n; i++)
+		sys2(SYS_STREAM, mine[i], (long)w[i].h);
+	if (args.cpu != 0) {
+		sys0(SYS_EXIT);
+		for (;;) /* SYS_EXIT does not come back */
+			;
+	}
+
+	/* the boot CPU's task: every stream's result, in stream order, then the buffer */
+	uint64_t hs[WL_STREAMS];
+	for (unsigned j = 0; j < WL_STREAMS; j++)
+		hs[j] = (uint64_t)sys2(SYS_JOIN, j, 0);
+	sys2(SYS_DONE, (long)args.steps, (long)wl_result(hs, buf, words));
 	for (;;) /* SYS_DONE does not come back */
 		;
 }

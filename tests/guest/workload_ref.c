@@ -12,7 +12,11 @@
  * The same words as the guest's command line, parsed the same way:
  * decimal or 0x hex, SIZE with an optional K, M or G; mem rounds down to a
  * multiple of 8.  Prints exactly the line the guest prints at the end.
- * With --progress K it also prints the running checksum after K steps.
+ * With --progress K it also prints the progress checksum of global step K
+ * (the running h of the stream that owns step K, right after it).
+ *
+ * The streams run here as one CPU runs them in the guest: dealt round-robin,
+ * one step of each in turn.  Any other interleaving gives the same numbers.
  */
 
 static int parse_num(const char *s, uint64_t *out, int size)
@@ -40,7 +44,7 @@ static int parse_num(const char *s, uint64_t *out, int size)
 int main(int argc, char **argv)
 {
 	uint64_t seed = 1, steps = 0, mem = 1 << 20, progress = 0;
-	int have_steps = 0;
+	int have_steps = 0, have_progress = 0;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -52,7 +56,7 @@ int main(int argc, char **argv)
 		else if (!strncmp(a, "mem=", 4))
 			bad = parse_num(a + 4, &mem, 1);
 		else if (!strcmp(a, "--progress") && i + 1 < argc)
-			bad = parse_num(argv[++i], &progress, 0);
+			bad = parse_num(argv[++i], &progress, 0), have_progress = 1;
 		else
 			bad = -1;
 		if (bad) {
@@ -66,8 +70,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mem &= ~7ull;
-	if (!mem) {
-		fprintf(stderr, "workload_ref: mem must be at least 8 bytes\n");
+	if (mem < 8 * WL_STREAMS) {
+		fprintf(stderr, "workload_ref: mem must be at least %u bytes (a word per stream)\n",
+			8 * WL_STREAMS);
 		return 2;
 	}
 	uint64_t *buf = calloc(mem / 8, 8);
@@ -75,14 +80,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "workload_ref: out of memory for mem=%" PRIu64 "\n", mem);
 		return 1;
 	}
-	struct wl w;
-	wl_init(&w, seed, buf, mem);
-	for (uint64_t k = 1; k <= steps; k++) {
-		wl_step(&w);
-		if (k == progress)
-			printf("steps=%" PRIu64 " checksum=0x%016" PRIx64 "\n", k, w.h);
+	struct wl w[WL_STREAMS];
+	uint64_t hs[WL_STREAMS];
+	for (unsigned j = 0; j < WL_STREAMS; j++)
+		wl_init(&w[j], seed, j, buf, mem / 8);
+	if (have_progress && progress == 0)
+		printf("steps=0 checksum=0x%016" PRIx64 "\n", w[0].h);
+	for (uint64_t g = 1; g <= steps; g++) {
+		struct wl *s = &w[(g - 1) % WL_STREAMS];
+		wl_step(s);
+		if (have_progress && g == progress)
+			printf("steps=%" PRIu64 " checksum=0x%016" PRIx64 "\n", g, s->h);
 	}
-	printf("workload: steps=%" PRIu64 " checksum=0x%016" PRIx64 "\n", steps, wl_result(&w));
+	for (unsigned j = 0; j < WL_STREAMS; j++)
+		hs[j] = w[j].h;
+	printf("workload: steps=%" PRIu64 " checksum=0x%016" PRIx64 "\n", steps,
+	       wl_result(hs, buf, mem / 8));
 	free(buf);
 	return 0;
 }
