@@ -158,10 +158,12 @@ struct vm {
 	uint64_t mem_size; /* multiple of 2 MiB, at most VM_MAX_RAM */
 	unsigned nr_vcpus;
 
-	/* Device lock: held around every device callback (I/O, irq, timer). */
+	/* Device lock: held around every device callback (I/O, irq, timer).
+	 * Recursive, so callbacks may (un)register I/O ranges. */
 	pthread_mutex_t dev_lock;
 	struct vm_io_range pio[VM_MAX_IO], mmio[VM_MAX_IO];
 	unsigned nr_pio, nr_mmio;
+	uint64_t nr_pio_exits, nr_mmio_exits; /* accesses dispatched, for benchmarks */
 	const struct vm_irq_ops *irq;
 	void *irq_opaque;
 	struct { const struct vm_timer_ops *ops; void *opaque; } timers[VM_MAX_TIMERS];
@@ -179,7 +181,7 @@ struct vm {
 	uint8_t started[VM_MAX_VCPUS];   /* AP started by the doorbell */
 	enum vm_exit_kind exit_kind;
 	int exit_status;
-	void *platform; /* platform_pc.c's ports, freed by vm__destroy */
+	void *platform; /* platform_pc.c's devices, torn down by vm__destroy */
 	char err[256];
 };
 
@@ -219,6 +221,9 @@ int vm__register_pio(struct vm *vm, uint64_t base, uint64_t len,
 		     const struct vm_io_ops *ops, void *opaque);
 int vm__register_mmio(struct vm *vm, uint64_t base, uint64_t len,
 		      const struct vm_io_ops *ops, void *opaque);
+/* Undo a registration (a PCI BAR moved); may be called from a device callback. */
+void vm__unregister_pio(struct vm *vm, uint64_t base, void *opaque);
+void vm__unregister_mmio(struct vm *vm, uint64_t base, void *opaque);
 void vm__set_irq_source(struct vm *vm, const struct vm_irq_ops *ops, void *opaque);
 int vm__register_timer(struct vm *vm, const struct vm_timer_ops *ops, void *opaque);
 /* Tell a halted vCPU that a device raised a line (any thread). */
@@ -268,7 +273,28 @@ void vm__vcpu_exited(struct vm *vm); /* thread leaves for good */
 int vm__load_multiboot(struct vm *vm, const char *path, const char *cmdline);
 int vm__load_linux(struct vm *vm, const char *kernel, const char *initrd, const char *cmdline);
 
-/* platform_pc.c: the ports every guest sees (exit, AP doorbell, console stub) */
+/*
+ * platform_*.c: the PC every guest sees: power-off and AP doorbell ports,
+ * the device models (8259 pair as the interrupt source, 8254 as a timer,
+ * 16550 COM1 on console_fd, PCI mechanism #1 with a host bridge), and
+ * optionally a DP83820 on PCI slot 3 behind a host network backend.
+ */
 int vm__platform_init(struct vm *vm, int console_fd);
+/* Feed COM1 from (fd) (non-blocking reads; EOF stops input).  Before vm__run. */
+void vm__platform_console_input(struct vm *vm, int fd);
+/* Attach the DP83820; (spec) "socket:PATH" or "tap:IFNAME".  Before vm__run. */
+int vm__platform_add_nic(struct vm *vm, const char *spec);
+/* The device models, for state/devstate.h (a struct devset).  Read or
+ * restore them with vm->dev_lock held, and the VM paused. */
+struct devset;
+void vm__platform_devset(struct vm *vm, struct devset *set);
+/* One line of NIC figures (frames each way, held, dropped), or nothing. */
+void vm__platform_report(struct vm *vm, FILE *out);
+/* NIC host-side counters; 0 if there is no NIC. */
+struct vm_nic_stats {
+	uint64_t rx_frames, tx_frames, held_max, dropped, tx_errors;
+};
+int vm__platform_nic_stats(struct vm *vm, struct vm_nic_stats *st);
+void vm__platform_destroy(struct vm *vm); /* vm__destroy calls it */
 
 #endif

@@ -16,6 +16,13 @@ struct boot_file {
 int boot_file_read(struct vm *vm, const char *path, struct boot_file *f);
 void boot_file_free(struct boot_file *f);
 
+/* boot_vmlinux.c: if a bzImage payload is an ELF or xz-compressed ELF, load
+ * its segments at their physical addresses and return 1 with the entry
+ * and the end of the loaded image; 0 if the format is not one we unpack
+ * (the caller then lets the kernel decompress itself); -1 on error. */
+int boot_vmlinux_load(struct vm *vm, const char *name, const uint8_t *payload, size_t len,
+		      uint64_t *entry, uint64_t *end);
+
 static inline void boot_put16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)v;

@@ -1,8 +1,11 @@
 /* pvhost.c: run one guest in the foreground on the kvm backend (console on stdout, guest's status as ours) */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -19,10 +22,13 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: pvhost run --personality native [--vcpus N] [--memory SIZE]\n"
-		"                  [--initrd FILE] IMAGE [-- GUEST-ARGS...]\n"
+		"                  [--initrd FILE] [--net socket:PATH|tap:IFNAME] [--stats]\n"
+		"                  IMAGE [-- GUEST-ARGS...]\n"
 		"       pvhost caps\n"
 		"IMAGE is a Multiboot ELF (entered in 32-bit mode) or a Linux bzImage\n"
-		"(64-bit boot protocol). SIZE takes K, M or G; default 256M.\n");
+		"(64-bit boot protocol). SIZE takes K, M or G; default 256M.\n"
+		"--net attaches a DP83820 (PCI 00:03.0, irq 11) to a frame socket whose\n"
+		"peer listens at PATH, or to tap device IFNAME. --stats prints exit counts.\n");
 }
 
 static int die(const char *action, const char *reason)
@@ -67,6 +73,69 @@ static int is_bzimage(const char *path)
 	return yes;
 }
 
+/*
+ * SIGUSR1: print vCPU 0's RIP (and RSP, RFLAGS, CR3) on stderr, to see where
+ * a slow guest spends its time (`kill -USR1` it in a loop; a Linux guest's
+ * addresses can then be looked up in its kallsyms).  The signal is blocked
+ * in every thread (SIGUSR2 and SIGTERM too, see below) and taken by this one with sigwait(), so the pause it
+ * needs happens in an ordinary thread, not in a handler.
+ */
+struct sampler {
+	struct vm *vm;
+	int done;
+};
+
+static void *sampler_thread(void *arg)
+{
+	struct sampler *sp = arg;
+	struct vm *vm = sp->vm;
+	struct vm_vcpu_state st;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGTERM);
+	while (sigwait(&set, &sig) == 0 && !__atomic_load_n(&sp->done, __ATOMIC_ACQUIRE)) {
+		/* SIGUSR2: exit counters so far (a benchmark brackets a phase);
+		 * SIGTERM: power off, so the end-of-run report still prints. */
+		if (sig == SIGUSR2) {
+			fprintf(stderr, "pvhost: exits: %llu pio, %llu mmio\n",
+				(unsigned long long)__atomic_load_n(&vm->nr_pio_exits, __ATOMIC_RELAXED),
+				(unsigned long long)__atomic_load_n(&vm->nr_mmio_exits, __ATOMIC_RELAXED));
+			continue;
+		}
+		if (sig == SIGTERM) {
+			vm__poweroff(vm, VM_EXIT_POWEROFF, 128 + SIGTERM);
+			continue;
+		}
+		/* Once the guest ended, vm__pause would overwrite vm->err. */
+		if (__atomic_load_n(&vm->exit_kind, __ATOMIC_ACQUIRE) != VM_EXIT_NONE)
+			continue;
+		if (vm__pause(vm) < 0)
+			continue;
+		if (vm__get_vcpu_state(vm, 0, &st) == 0)
+			fprintf(stderr, "pvhost: sample %.3f s rip %#llx rsp %#llx rflags %#llx cr3 %#llx\n",
+				(double)vm__now_ns() / 1e9, (unsigned long long)st.rip,
+				(unsigned long long)st.gpr[VM_RSP], (unsigned long long)st.rflags,
+				(unsigned long long)st.cr3);
+		vm__resume(vm);
+	}
+	return NULL;
+}
+
+/* COM1 input comes from stdin when something can type or pipe into it;
+ * /dev/null and regular files are left alone (a test's stdin). */
+static int stdin_is_input(void)
+{
+	struct stat st;
+
+	if (fstat(STDIN_FILENO, &st) < 0)
+		return 0;
+	return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || isatty(STDIN_FILENO);
+}
+
 static char *join_args(const char *first, int argc, char **argv)
 {
 	size_t len = first ? strlen(first) + 1 : 1;
@@ -91,12 +160,15 @@ static char *join_args(const char *first, int argc, char **argv)
 
 static int cmd_run(int argc, char **argv)
 {
-	const char *personality = NULL, *image = NULL, *initrd = NULL;
+	const char *personality = NULL, *image = NULL, *initrd = NULL, *net = NULL;
 	uint64_t mem = 256ull << 20;
 	unsigned long vcpus = 1;
 	char cause[256], *cmdline;
 	struct vm *vm;
-	int i, rc, linux_boot;
+	struct sampler samp;
+	pthread_t sthread;
+	sigset_t usr1;
+	int i, rc, linux_boot, stats = 0;
 
 	for (i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -121,6 +193,10 @@ static int cmd_run(int argc, char **argv)
 			}
 		} else if (strcmp(a, "--initrd") == 0 && i + 1 < argc) {
 			initrd = argv[++i];
+		} else if (strcmp(a, "--stats") == 0) {
+			stats = 1;
+		} else if (strcmp(a, "--net") == 0 && i + 1 < argc) {
+			net = argv[++i];
 		} else if (a[0] == '-' || image) {
 			usage(stderr);
 			return EXIT_USAGE;
@@ -147,13 +223,41 @@ static int cmd_run(int argc, char **argv)
 		free(cmdline);
 		return die("create VM", cause);
 	}
-	if (vm__platform_init(vm, STDOUT_FILENO) < 0 ||
-	    (linux_boot ? vm__load_linux(vm, image, initrd, cmdline)
+	/* Before any vCPU thread exists, so they all inherit the mask. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigaddset(&usr1, SIGUSR2);
+	sigaddset(&usr1, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	samp.vm = vm;
+	samp.done = 0;
+	if (vm__platform_init(vm, STDOUT_FILENO) < 0) {
+		rc = die("create platform", vm->err);
+		goto out;
+	}
+	if (stdin_is_input())
+		vm__platform_console_input(vm, STDIN_FILENO);
+	if (net && vm__platform_add_nic(vm, net) < 0) {
+		rc = die("attach NIC", vm->err);
+		goto out;
+	}
+	if ((linux_boot ? vm__load_linux(vm, image, initrd, cmdline)
 			: vm__load_multiboot(vm, image, cmdline)) < 0) {
 		rc = die("load guest", vm->err);
 		goto out;
 	}
-	vm__run(vm);
+	if (pthread_create(&sthread, NULL, sampler_thread, &samp) == 0) {
+		vm__run(vm);
+		__atomic_store_n(&samp.done, 1, __ATOMIC_RELEASE);
+		pthread_kill(sthread, SIGUSR1);
+		pthread_join(sthread, NULL);
+	} else {
+		vm__run(vm);
+	}
+	vm__platform_report(vm, stderr);
+	if (stats)
+		fprintf(stderr, "pvhost: exits: %llu pio, %llu mmio\n",
+			(unsigned long long)vm->nr_pio_exits, (unsigned long long)vm->nr_mmio_exits);
 	switch (vm->exit_kind) {
 	case VM_EXIT_POWEROFF:
 		rc = vm->exit_status;

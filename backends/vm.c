@@ -50,7 +50,16 @@ struct vm *vm__create(const struct vm_ops *ops, uint64_t mem_size, unsigned nr_v
 	vm->ops = ops;
 	vm->mem_size = mem_size;
 	vm->nr_vcpus = nr_vcpus;
-	pthread_mutex_init(&vm->dev_lock, NULL);
+	/* Recursive: a device callback (a guest moving a PCI BAR) registers
+	 * and unregisters ranges, and those take the lock it already holds. */
+	{
+		pthread_mutexattr_t ma;
+
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&vm->dev_lock, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
 	pthread_mutex_init(&vm->run_lock, NULL);
 	pthread_cond_init(&vm->run_cond, NULL);
 
@@ -77,10 +86,11 @@ void vm__destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	/* The platform first: its threads may still touch the NIC, and so RAM. */
+	vm__platform_destroy(vm);
 	vm->ops->destroy(vm);
 	munmap(vm->mem, vm->mem_size);
 	free(vm->host_dirty);
-	free(vm->platform);
 	pthread_cond_destroy(&vm->run_cond);
 	pthread_mutex_destroy(&vm->run_lock);
 	pthread_mutex_destroy(&vm->dev_lock);
@@ -169,6 +179,31 @@ int vm__register_mmio(struct vm *vm, uint64_t base, uint64_t len,
 	return rc;
 }
 
+/* Remove the range at (base) owned by (opaque); a no-op if there is none. */
+static void io_unregister(struct vm *vm, struct vm_io_range *tab, unsigned *nr, uint64_t base,
+			  void *opaque)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&vm->dev_lock);
+	for (i = 0; i < *nr; i++)
+		if (tab[i].base == base && tab[i].opaque == opaque) {
+			tab[i] = tab[--(*nr)];
+			break;
+		}
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
+void vm__unregister_pio(struct vm *vm, uint64_t base, void *opaque)
+{
+	io_unregister(vm, vm->pio, &vm->nr_pio, base, opaque);
+}
+
+void vm__unregister_mmio(struct vm *vm, uint64_t base, void *opaque)
+{
+	io_unregister(vm, vm->mmio, &vm->nr_mmio, base, opaque);
+}
+
 void vm__set_irq_source(struct vm *vm, const struct vm_irq_ops *ops, void *opaque)
 {
 	pthread_mutex_lock(&vm->dev_lock);
@@ -249,10 +284,12 @@ static int io_dispatch(struct vm *vm, struct vm_io_range *tab, unsigned nr, uint
 
 int vm__pio(struct vm *vm, uint16_t port, int is_write, unsigned size, uint8_t *data)
 {
+	__atomic_fetch_add(&vm->nr_pio_exits, 1, __ATOMIC_RELAXED);
 	return io_dispatch(vm, vm->pio, vm->nr_pio, port, is_write, size, data);
 }
 
 int vm__mmio(struct vm *vm, uint64_t gpa, int is_write, unsigned size, uint8_t *data)
 {
+	__atomic_fetch_add(&vm->nr_mmio_exits, 1, __ATOMIC_RELAXED);
 	return io_dispatch(vm, vm->mmio, vm->nr_mmio, gpa, is_write, size, data);
 }

@@ -8,3 +8,8 @@ echo "== site rewrite, 100 000 sites (larger than the caches)"
 build/bench/bench_rewrite 100000
 echo "== site rewrite, 8 000 sites (a Linux kernel's pv + alternatives count)"
 build/bench/bench_rewrite 8000
+echo "== trapped I/O on the KVM host: one PIO exit (pioloop guest), host baseline"
+build/bench/bench_exits build/tests/kvm/pioloop.elf
+echo "== DP83820 echo, frames/s: host socketpair (baseline), then the reference guest through trapped MMIO"
+build/tests/platform/net_echo --frames 100000 --window 8 --loopback
+build/tests/platform/net_echo --frames 20000 --window 8 build/backends/pvhost build/tests/guest/guest.elf

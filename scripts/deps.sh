@@ -1,9 +1,10 @@
 #!/bin/sh
 # deps.sh: install the Debian 12 packages pvmigrate needs, only those that are missing
 set -eu
+# busybox-static and linux-image-amd64: the opt-in real-driver check (tests/linux/)
 pkgs="meson ninja-build pkg-config gcc clang binutils libcapstone-dev python3
-      libprotobuf-c-dev protobuf-c-compiler libevent-dev libssl-dev
-      qemu-system-x86"
+      libprotobuf-c-dev protobuf-c-compiler libevent-dev libssl-dev liblzma-dev
+      qemu-system-x86 busybox-static linux-image-amd64"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -54,6 +54,9 @@ int kvm_vcpu__reset32(struct vm *vm, unsigned cpu, uint32_t entry, uint32_t esp)
 int kvm_vcpu__reset16(struct vm *vm, unsigned cpu, uint32_t entry, uint32_t sp);
 int kvm_vcpu__reset64(struct vm *vm, unsigned cpu, uint64_t entry, uint64_t cr3, uint64_t gdt);
 
+/* kvm_emul.c: 1 if the failed instruction was a software interrupt we delivered */
+int kvm_emul__soft_int(struct kvm_vcpu *v);
+
 /* kvm_dirty.c */
 int kvm_dirty__start(struct vm *vm);
 int kvm_dirty__fetch(struct vm *vm, uint64_t *bitmap);

@@ -1,0 +1,168 @@
+/* net_backend.c: the NIC's host side: an AF_UNIX frame socket (one frame per message, for tests) and a Linux tap device */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "net_backend.h"
+
+/* ---- socket:PATH
+ *
+ * The peer (a test, a switch) owns PATH; we connect to it.  SOCK_SEQPACKET
+ * first: reliable and ordered, so a frame is never lost between the two
+ * processes, and a full peer pushes back instead of dropping.  A peer that
+ * bound a SOCK_DGRAM socket instead gets us as a datagram socket with an
+ * autobound abstract address, which it learns from recvfrom().
+ */
+
+static int sock_connect(const char *path, int type, int *fd, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	sa_family_t fam = AF_UNIX;
+
+	*fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+	if (*fd < 0)
+		return -1;
+	if (type == SOCK_DGRAM && bind(*fd, (struct sockaddr *)&fam, sizeof fam) < 0)
+		goto fail; /* autobind: the peer needs an address to answer */
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (connect(*fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+		return 0;
+fail:
+	snprintf(err, errlen, "socket %s: %s", path, strerror(errno));
+	close(*fd);
+	*fd = -1;
+	return -1;
+}
+
+static int sock_open(struct net_backend *nb, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+
+	if (!*path || strlen(path) >= sizeof sa.sun_path) {
+		snprintf(err, errlen, "socket: path must be 1 .. %zu bytes", sizeof sa.sun_path - 1);
+		return -1;
+	}
+	if (sock_connect(path, SOCK_SEQPACKET, &nb->fd, err, errlen) == 0)
+		return 0;
+	/* EPROTOTYPE: the peer's socket is a datagram one. */
+	if (errno != EPROTOTYPE)
+		return -1;
+	return sock_connect(path, SOCK_DGRAM, &nb->fd, err, errlen);
+}
+
+static int sock_send(struct net_backend *nb, const void *frame, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = send(nb->fd, frame, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static ssize_t sock_recv(struct net_backend *nb, void *buf, size_t cap)
+{
+	ssize_t n = recv(nb->fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC);
+
+	if (n == 0) { /* the peer hung up: nothing will come again */
+		errno = EPIPE;
+		return -1;
+	}
+	return n; /* > cap: truncated, the caller drops it */
+}
+
+static void fd_close(struct net_backend *nb)
+{
+	if (nb->fd >= 0)
+		close(nb->fd);
+	nb->fd = -1;
+}
+
+static const struct net_backend_ops sock_ops = {
+	"socket", sock_open, sock_send, sock_recv, fd_close,
+};
+
+/* ---- tap:IFNAME: a tap device without packet info, so a read is a frame */
+
+static int tap_open(struct net_backend *nb, const char *name, char *err, size_t errlen)
+{
+	struct ifreq ifr;
+
+	if (!*name || strlen(name) >= IFNAMSIZ) {
+		snprintf(err, errlen, "tap: interface name must be 1 .. %d bytes", IFNAMSIZ - 1);
+		return -1;
+	}
+	nb->fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (nb->fd < 0) {
+		snprintf(err, errlen, "tap: /dev/net/tun: %s", strerror(errno));
+		return -1;
+	}
+	memset(&ifr, 0, sizeof ifr);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	memcpy(ifr.ifr_name, name, strlen(name));
+	if (ioctl(nb->fd, TUNSETIFF, &ifr) < 0) {
+		snprintf(err, errlen, "tap %s: TUNSETIFF: %s", name, strerror(errno));
+		fd_close(nb);
+		return -1;
+	}
+	return 0;
+}
+
+static int tap_send(struct net_backend *nb, const void *frame, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = write(nb->fd, frame, len);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)len ? 0 : -1; /* EAGAIN: the host queue is full, as a wire drops */
+}
+
+static ssize_t tap_recv(struct net_backend *nb, void *buf, size_t cap)
+{
+	return read(nb->fd, buf, cap);
+}
+
+static const struct net_backend_ops tap_ops = {
+	"tap", tap_open, tap_send, tap_recv, fd_close,
+};
+
+/* ---- lookup */
+
+static const struct net_backend_ops *const backends[] = { &sock_ops, &tap_ops };
+
+int net_backend__open(struct net_backend *nb, const char *spec, char *err, size_t errlen)
+{
+	const char *colon = strchr(spec, ':');
+	size_t i, n;
+
+	nb->ops = NULL;
+	nb->fd = -1;
+	for (i = 0; colon && i < sizeof backends / sizeof backends[0]; i++) {
+		n = strlen(backends[i]->name);
+		if ((size_t)(colon - spec) == n && strncmp(spec, backends[i]->name, n) == 0) {
+			if (backends[i]->open(nb, colon + 1, err, errlen) < 0)
+				return -1;
+			nb->ops = backends[i];
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "net: '%s': want socket:PATH or tap:IFNAME", spec);
+	return -1;
+}
+
+void net_backend__close(struct net_backend *nb)
+{
+	if (nb->ops)
+		nb->ops->close(nb);
+	nb->ops = NULL;
+}

@@ -1,0 +1,289 @@
+/* platform_nic.c: the DP83820 on PCI slot 3: BARs assigned as firmware would, trapped register windows, and a held receive queue fed by a host network backend */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net_backend.h"
+#include "platform.h"
+
+/*
+ * Receive path.  A dedicated thread waits on the backend's fd and copies
+ * frames into a bounded queue, then hands what the guest's ring can take
+ * to the model under the device lock.  A frame the ring has no descriptor
+ * for stays queued: the model would drop it (a real chip overruns its
+ * FIFO), but a host queue behind it means a slow guest loses nothing.
+ * After each guest access to the NIC's registers, the queue is drained
+ * again: that is when a driver hands descriptors back (CR.RXE after a
+ * refill).  Only a full queue drops, and those drops are counted.
+ *
+ * The queue has one producer (the thread) and one consumer (whoever holds
+ * the device lock), so it needs no lock of its own: the producer fills
+ * slot `tail` and then publishes it by incrementing `count`.
+ */
+#define NIC_QUEUE 512u
+#define NIC_BATCH 64u /* frames read per wakeup before draining */
+
+struct platform_nic {
+	struct dp83820 dev;
+	struct platform *p;
+	struct net_backend net;
+
+	uint8_t (*slot)[DP83820_MAX_FRAME];
+	uint16_t len[NIC_QUEUE];
+	unsigned head, tail; /* consumer's, producer's */
+	unsigned count;      /* published frames, atomic */
+
+	uint64_t rx_frames, tx_frames, tx_errors, dropped, held_max;
+	uint32_t bar_base[2];
+	bool bar_on[2];
+
+	pthread_t thread;
+	bool thread_ok;
+	int stop[2]; /* a pipe: a byte means "leave" */
+};
+
+/* ---- the hold queue (consumer side: device lock held) */
+
+static void nic_drain(struct platform_nic *n)
+{
+	while (__atomic_load_n(&n->count, __ATOMIC_ACQUIRE) && dp83820_rx_ready(&n->dev)) {
+		dp83820_rx(&n->dev, n->slot[n->head], n->len[n->head]);
+		n->head = (n->head + 1) % NIC_QUEUE;
+		n->rx_frames++;
+		__atomic_fetch_sub(&n->count, 1, __ATOMIC_RELEASE);
+	}
+}
+
+/* ---- register windows */
+
+static uint64_t nic_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct platform_nic *n = opaque;
+	uint32_t v = dp83820_io_read(&n->dev, (uint32_t)off, size);
+
+	nic_drain(n);
+	return v;
+}
+
+static void nic_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+{
+	struct platform_nic *n = opaque;
+
+	dp83820_io_write(&n->dev, (uint32_t)off, size, (uint32_t)val);
+	nic_drain(n);
+}
+
+static const struct vm_io_ops nic_ops = { nic_read, nic_write };
+
+/* pci_func map callback: the guest (or a restore) moved or switched a BAR.
+ * Runs with the device lock held; vm.c's lock is recursive for this. */
+static void nic_bar_map(void *ctx, unsigned bar, uint32_t base, uint32_t size, bool io,
+			bool enabled)
+{
+	struct platform_nic *n = ctx;
+	struct vm *vm = n->p->vm;
+
+	if (bar > 1)
+		return;
+	if (n->bar_on[bar]) {
+		if (io)
+			vm__unregister_pio(vm, n->bar_base[bar], n);
+		else
+			vm__unregister_mmio(vm, n->bar_base[bar], n);
+		n->bar_on[bar] = false;
+	}
+	if (!enabled)
+		return;
+	/* A window over RAM or another device cannot trap; it stays dark. */
+	if ((io ? vm__register_pio(vm, base, size, &nic_ops, n)
+		: vm__register_mmio(vm, base, size, &nic_ops, n)) < 0)
+		return;
+	n->bar_on[bar] = true;
+	n->bar_base[bar] = base;
+}
+
+/* ---- transmit: from the model, on a vCPU thread, device lock held */
+
+int platform_nic__net_tx(struct platform *p, const uint8_t *frame, size_t len)
+{
+	struct platform_nic *n = p->nic;
+
+	if (!n || n->net.ops->send(&n->net, frame, len) < 0) {
+		if (n)
+			n->tx_errors++;
+		return -1;
+	}
+	n->tx_frames++;
+	return 0;
+}
+
+/* ---- the receive thread */
+
+/* Read up to NIC_BATCH frames; 1 if the backend went away. */
+static int nic_fill(struct platform_nic *n)
+{
+	static _Thread_local uint8_t scratch[DP83820_MAX_FRAME];
+	unsigned i, count;
+	ssize_t len;
+
+	for (i = 0; i < NIC_BATCH; i++) {
+		count = __atomic_load_n(&n->count, __ATOMIC_ACQUIRE);
+		if (count > n->held_max)
+			n->held_max = count;
+		uint8_t *dst = count < NIC_QUEUE ? n->slot[n->tail] : scratch;
+
+		len = n->net.ops->recv(&n->net, dst, DP83820_MAX_FRAME);
+		if (len < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : 1;
+		if (count == NIC_QUEUE || len > DP83820_MAX_FRAME) {
+			__atomic_fetch_add(&n->dropped, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		n->len[n->tail] = (uint16_t)len;
+		n->tail = (n->tail + 1) % NIC_QUEUE;
+		__atomic_fetch_add(&n->count, 1, __ATOMIC_RELEASE);
+	}
+	return 0;
+}
+
+static void *nic_thread(void *arg)
+{
+	struct platform_nic *n = arg;
+	struct vm *vm = n->p->vm;
+	struct pollfd pfd[2] = {
+		{ .fd = n->net.fd, .events = POLLIN },
+		{ .fd = n->stop[0], .events = POLLIN },
+	};
+	int gone = 0;
+
+	while (!gone) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+			gone = 1;
+		if (pfd[0].revents & POLLIN)
+			gone |= nic_fill(n);
+		pthread_mutex_lock(&vm->dev_lock);
+		nic_drain(n);
+		pthread_mutex_unlock(&vm->dev_lock);
+	}
+	return NULL;
+}
+
+/* ---- attach, report, teardown */
+
+int vm__platform_add_nic(struct vm *vm, const char *spec)
+{
+	static const uint8_t mac[6] = PLATFORM_NIC_MAC;
+	struct platform *p = platform_of(vm);
+	struct platform_nic *n;
+	char err[160];
+	uint32_t elcr;
+
+	if (!p || p->nic)
+		return vm__fail(vm, "net: %s", p ? "only one NIC" : "no platform");
+	n = calloc(1, sizeof *n);
+	if (!n || !(n->slot = malloc(NIC_QUEUE * sizeof *n->slot))) {
+		if (n)
+			free(n);
+		return vm__fail(vm, "net: out of memory");
+	}
+	n->p = p;
+	n->stop[0] = n->stop[1] = -1;
+	if (net_backend__open(&n->net, spec, err, sizeof err) < 0 || pipe(n->stop) < 0) {
+		net_backend__close(&n->net);
+		free(n->slot);
+		free(n);
+		return vm__fail(vm, "%s", err);
+	}
+	p->nic = n;
+
+	pthread_mutex_lock(&vm->dev_lock);
+	dp83820_init(&n->dev, &p->env, mac);
+	pci_func_set_map(&n->dev.pci, nic_bar_map, n);
+	pci_attach(&p->pci, PLATFORM_NIC_SLOT, &n->dev.pci);
+	/* What a BIOS does before the OS looks: windows assigned and decoded,
+	 * bus mastering on, INTA# routed to an ISA line set level-triggered
+	 * in the ELCR (PCI interrupts are shared levels). */
+	pci_func_cfg_write(&n->dev.pci, PCI_BASE_ADDRESS_0 + 4 * DP83820_BAR_IO, 4,
+			   PLATFORM_NIC_IO_BASE);
+	pci_func_cfg_write(&n->dev.pci, PCI_BASE_ADDRESS_0 + 4 * DP83820_BAR_MEM, 4,
+			   PLATFORM_NIC_MMIO_BASE);
+	pci_func_cfg_write(&n->dev.pci, PCI_INTERRUPT_LINE, 1, PLATFORM_NIC_IRQ);
+	pci_func_cfg_write(&n->dev.pci, PCI_COMMAND, 2,
+			   PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	elcr = i8259_io_read(&p->pic, I8259_ELCR_BASE + 1, 1);
+	i8259_io_write(&p->pic, I8259_ELCR_BASE + 1, 1, elcr | 1u << (PLATFORM_NIC_IRQ - 8));
+	pthread_mutex_unlock(&vm->dev_lock);
+	if (!n->bar_on[DP83820_BAR_MEM] || !n->bar_on[DP83820_BAR_IO])
+		return vm__fail(vm, "net: NIC windows not mapped: %s", vm->err);
+
+	if (pthread_create(&n->thread, NULL, nic_thread, n) != 0)
+		return vm__fail(vm, "net: receive thread: %s", strerror(errno));
+	n->thread_ok = true;
+	return 0;
+}
+
+struct dp83820 *platform_nic__model(struct platform *p)
+{
+	return p->nic ? &p->nic->dev : NULL;
+}
+
+int vm__platform_nic_stats(struct vm *vm, struct vm_nic_stats *st)
+{
+	struct platform *p = platform_of(vm);
+	struct platform_nic *n = p ? p->nic : NULL;
+
+	memset(st, 0, sizeof *st);
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&vm->dev_lock);
+	st->rx_frames = n->rx_frames;
+	st->tx_frames = n->tx_frames;
+	st->tx_errors = n->tx_errors;
+	st->held_max = n->held_max;
+	st->dropped = __atomic_load_n(&n->dropped, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&vm->dev_lock);
+	return 1;
+}
+
+void vm__platform_report(struct vm *vm, FILE *out)
+{
+	struct vm_nic_stats st;
+
+	if (!vm__platform_nic_stats(vm, &st))
+		return;
+	fprintf(out,
+		"pvhost: net: %llu frames to the guest, %llu from it (%llu lost on send), "
+		"host queue peak %llu of %u, %llu dropped (queue full)\n",
+		(unsigned long long)st.rx_frames, (unsigned long long)st.tx_frames,
+		(unsigned long long)st.tx_errors, (unsigned long long)st.held_max, NIC_QUEUE,
+		(unsigned long long)st.dropped);
+}
+
+void platform_nic__destroy(struct platform *p)
+{
+	struct platform_nic *n = p->nic;
+	char c = 0;
+
+	if (!n)
+		return;
+	if (n->thread_ok) {
+		if (write(n->stop[1], &c, 1) < 0) {
+			/* a pipe with room cannot fail; if it did, the join would hang */
+		}
+		pthread_join(n->thread, NULL);
+	}
+	if (n->stop[0] >= 0) {
+		close(n->stop[0]);
+		close(n->stop[1]);
+	}
+	net_backend__close(&n->net);
+	free(n->slot);
+	free(n);
+	p->nic = NULL;
+}
