@@ -20,6 +20,43 @@
 
 	.text
 
+	/* The 15 general registers of struct trapframe, %r15 lowest. */
+	.macro	save_gprs
+	pushq	%rax
+	pushq	%rbx
+	pushq	%rcx
+	pushq	%rdx
+	pushq	%rsi
+	pushq	%rdi
+	pushq	%rbp
+	pushq	%r8
+	pushq	%r9
+	pushq	%r10
+	pushq	%r11
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	.endm
+
+	.macro	restore_gprs
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%r11
+	popq	%r10
+	popq	%r9
+	popq	%r8
+	popq	%rbp
+	popq	%rdi
+	popq	%rsi
+	popq	%rdx
+	popq	%rcx
+	popq	%rbx
+	popq	%rax
+	.endm
+
 	/* Vectors where the CPU pushes no error code get a zero first. */
 	.macro	stub_noerr vec
 	.balign	16
@@ -52,42 +89,14 @@ trap_common:
 	testb	$3, TF_CS(%rsp)
 	jz	1f
 	swapgs
-1:	pushq	%rax
-	pushq	%rbx
-	pushq	%rcx
-	pushq	%rdx
-	pushq	%rsi
-	pushq	%rdi
-	pushq	%rbp
-	pushq	%r8
-	pushq	%r9
-	pushq	%r10
-	pushq	%r11
-	pushq	%r12
-	pushq	%r13
-	pushq	%r14
-	pushq	%r15
+1:	save_gprs
 	movq	%rsp, %rdi
 	call	trap
 	/* fall through: the same way out as every other frame */
 
 	.globl	trap_return
 trap_return:
-	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%r11
-	popq	%r10
-	popq	%r9
-	popq	%r8
-	popq	%rbp
-	popq	%rdi
-	popq	%rsi
-	popq	%rdx
-	popq	%rcx
-	popq	%rbx
-	popq	%rax
+	restore_gprs
 	addq	$16, %rsp		/* vector, error */
 	testb	$3, 8(%rsp)		/* cs of the frame we return to */
 	jz	2f
@@ -119,40 +128,12 @@ syscall_entry:
 	pushq	%rcx
 	pushq	$0
 	pushq	$VEC_SYSCALL
-	pushq	%rax
-	pushq	%rbx
-	pushq	%rcx
-	pushq	%rdx
-	pushq	%rsi
-	pushq	%rdi
-	pushq	%rbp
-	pushq	%r8
-	pushq	%r9
-	pushq	%r10
-	pushq	%r11
-	pushq	%r12
-	pushq	%r13
-	pushq	%r14
-	pushq	%r15
+	save_gprs
 	movq	%rsp, %rdi
 	call	syscall_handler
 	testl	%eax, %eax
 	jnz	trap_return
-	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%r11
-	popq	%r10
-	popq	%r9
-	popq	%r8
-	popq	%rbp
-	popq	%rdi
-	popq	%rsi
-	popq	%rdx
-	popq	%rcx
-	popq	%rbx
-	popq	%rax
+	restore_gprs
 	addq	$16, %rsp		/* vector, error */
 	popq	%rcx			/* rip: the handler may have changed it */
 	addq	$8, %rsp		/* cs */
