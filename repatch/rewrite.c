@@ -25,12 +25,16 @@ int repatch_rewrite(const struct pvsite *sites, size_t n, const struct repatch_m
 	for (size_t i = 0; i < n; i++) {
 		const struct pvsite *s = &sites[i];
 		uint8_t *at = mem->map(mem->ctx, s->addr, s->len, 1);
+		/* The emitters are looked up here, not through personality_emit,
+		 * because this loop is the hot path of every rewrite. */
+		pvseq_emit_fn fe = s->kind < PVSITE_KIND_COUNT ? from->emit[s->kind] : NULL;
+		pvseq_emit_fn te = s->kind < PVSITE_KIND_COUNT ? to->emit[s->kind] : NULL;
 		int rc;
 
 		if (!at)
 			return repatch_fail(err, REPATCH_EMAP, (long)i, s->addr,
 					    "site is not mapped writable", kind_or(s->kind));
-		if ((rc = personality_emit(from, s, seq)) != 0)
+		if ((rc = fe ? fe(s, seq) : REPATCH_EUNSUPP) != 0)
 			return repatch_fail(err, rc, (long)i, s->addr,
 					    "source personality has no sequence for site",
 					    kind_or(s->kind));
@@ -38,7 +42,7 @@ int repatch_rewrite(const struct pvsite *sites, size_t n, const struct repatch_m
 			return repatch_fail(err, REPATCH_EMISMATCH, (long)i, s->addr,
 					    "site does not hold the source personality's bytes",
 					    kind_or(s->kind));
-		if ((rc = personality_emit(to, s, seq)) != 0)
+		if ((rc = te ? te(s, seq) : REPATCH_EUNSUPP) != 0)
 			return repatch_fail(err, rc, (long)i, s->addr,
 					    "target personality has no sequence for site",
 					    kind_or(s->kind));
