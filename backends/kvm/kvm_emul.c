@@ -1,4 +1,4 @@
-/* kvm_emul.c: deliver ring-0 software interrupts (int3, int n) that kvm-pvm's instruction emulator refuses */
+/* kvm_emul.c: finish ring-0 instructions kvm-pvm's emulator refuses: software interrupts (int3, int n), fwait */
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -12,7 +12,8 @@
  * that once at boot (int3_selftest() in alternative_instructions()), and
  * its text patching relies on #BP.  We do what the CPU would: a 64-bit
  * interrupt-gate delivery from CPL 0 to CPL 0 (optionally on an IST
- * stack), then let KVM go on.  Anything else (other modes, a privilege
+ * stack), then let KVM go on.  `fwait` (x87, refused like every x87
+ * instruction at CPL 0) is skipped when no x87 exception is pending.  Anything else (other modes, a privilege
  * change, a gate we do not understand) stays a crash, as before.
  */
 
@@ -81,6 +82,16 @@ int kvm_emul__soft_int(struct kvm_vcpu *v)
 		return 0;
 	if (read_gva(v, r.rip, insn, 1) < 0)
 		return 0;
+	if (insn[0] == 0x9b) {
+		/* fwait (Linux's fpu__drop): a no-op unless an x87 exception
+		 * is pending, which would be #MF; that case stays a crash. */
+		struct kvm_fpu f;
+
+		if (ioctl(v->fd, KVM_GET_FPU, &f) < 0 || (f.fsw & 0x80))
+			return 0;
+		r.rip += 1;
+		return ioctl(v->fd, KVM_SET_REGS, &r) == 0;
+	}
 	if (insn[0] == 0xcc) {
 		vec = 3;
 		next = r.rip + 1;

@@ -178,7 +178,7 @@ static int exit_handle(struct kvm_vcpu *v)
 		crash(v, what);
 		return -1;
 	case KVM_EXIT_INTERNAL_ERROR:
-		/* kvm_emul.c: int3 / int n at CPL 0, which kvm-pvm cannot emulate. */
+		/* kvm_emul.c: int3, int n, fwait at CPL 0, which kvm-pvm cannot emulate. */
 		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && kvm_emul__soft_int(v))
 			return 0;
 		snprintf(what, sizeof what, "KVM internal error %u", run->internal.suberror);

@@ -54,9 +54,10 @@ ip netns add "$ns" &&
 #   nosmp noapic nolapic acpi=off pci=conf1   our PC: PIC, PIT, conf#1 PCI
 #   lpj= tsc=reliable no_timer_check cryptomgr.notests init_on_alloc=0
 #                        skip calibration loops, self-tests and page zeroing
+#   nosoftlockup         the watchdog fires during ftrace's record check (slow, not stuck)
 cmdline="console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr noxsave clearcpuid=141,151,308 nofsgsbase"
 cmdline="$cmdline nosmp noapic nolapic acpi=off pci=conf1 mitigations=off"
-cmdline="$cmdline lpj=4890856 tsc=reliable no_timer_check cryptomgr.notests init_on_alloc=0"
+cmdline="$cmdline lpj=4890856 tsc=reliable no_timer_check cryptomgr.notests init_on_alloc=0 nosoftlockup"
 cmdline="$cmdline panic=-1 ${REAL_DRIVER_CMDLINE:-}"
 
 echo "real-driver: $kernel, initramfs $(wc -c <"$tmp/rd.cpio") bytes, timeout ${timeout_s}s"
