@@ -98,6 +98,10 @@ struct vm_ops {
 	int (*dirty_start)(struct vm *vm);
 	int (*dirty_fetch)(struct vm *vm, uint64_t *bitmap); /* OR into bitmap */
 	int (*dirty_stop)(struct vm *vm);
+	/* Optional: every vCPU is outside the guest at a vm__pause; undo
+	 * anything the backend keeps in guest memory that must not be seen
+	 * from outside (RAM copies, migration). */
+	void (*paused)(struct vm *vm);
 };
 
 /* ---- the generic VM */
@@ -116,6 +120,11 @@ struct vm {
 	struct vm_io_range pio[VM_MAX_IO], mmio[VM_MAX_IO];
 	unsigned nr_pio, nr_mmio;
 	uint64_t nr_pio_exits, nr_mmio_exits; /* accesses dispatched, for benchmarks */
+	/* Host-defect fixups (kvm: ring-3 syscalls without the switch to
+	 * ring 0, docs/KVM-HOST.md): system calls completed by the host, other
+	 * faults passed on through the hook, hooks placed, handlers declined. */
+	uint64_t nr_sysfix_completed, nr_sysfix_passed, nr_sysfix_hooks, nr_sysfix_refused;
+	int sysfix_off; /* set before vm__run: leave such faults to the guest */
 	const struct vm_irq_ops *irq;
 	void *irq_opaque;
 	struct { const struct vm_timer_ops *ops; void *opaque; } timers[VM_MAX_TIMERS];
@@ -247,6 +256,27 @@ struct vm_nic_stats {
 	uint64_t rx_frames, tx_frames, held_max, dropped, tx_errors;
 };
 int vm__platform_nic_stats(struct vm *vm, struct vm_nic_stats *st);
+/*
+ * Migration (platform_nic.c).  freeze stops the NIC's receive thread, so no
+ * frame reaches the guest or the hold queue any more (new ones wait in the
+ * backend); thaw restarts it.  held calls fn for each frame in the hold
+ * queue, oldest first, without taking it (1: NIC present, 0: none, -1: fn
+ * failed).  hold_frame appends a frame to a frozen NIC's queue (a target
+ * taking over the source's held frames); -1 when the queue is full.
+ */
+int vm__platform_nic_freeze(struct vm *vm);
+void vm__platform_nic_thaw(struct vm *vm);
+int vm__platform_nic_held(struct vm *vm, int (*fn)(void *ctx, const uint8_t *frame, size_t len),
+			  void *ctx);
+int vm__platform_nic_hold_frame(struct vm *vm, const uint8_t *frame, size_t len);
+/*
+ * Same-host migration: the target's NIC takes over the source's host
+ * backend (the socket the peer already talks to), so frames that arrived
+ * after the freeze are read by the target, in order, after the held ones.
+ * The source's NIC must be frozen and its VM never run again; the
+ * target's own backend is closed.
+ */
+int vm__platform_nic_move_backend(struct vm *dst, struct vm *src);
 void vm__platform_destroy(struct vm *vm); /* vm__destroy calls it */
 
 #endif

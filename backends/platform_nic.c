@@ -110,7 +110,7 @@ int platform_nic__net_tx(struct platform *p, const uint8_t *frame, size_t len)
 {
 	struct platform_nic *n = p->nic;
 
-	if (!n || n->net.ops->send(&n->net, frame, len) < 0) {
+	if (!n || !n->net.ops || n->net.ops->send(&n->net, frame, len) < 0) {
 		if (n)
 			n->tx_errors++;
 		return -1;
@@ -263,6 +263,105 @@ void vm__platform_report(struct vm *vm, FILE *out)
 		(unsigned long long)st.rx_frames, (unsigned long long)st.tx_frames,
 		(unsigned long long)st.tx_errors, (unsigned long long)st.held_max, NIC_QUEUE,
 		(unsigned long long)st.dropped);
+}
+
+/* ---- migration: stop and restart delivery, hand the hold queue over */
+
+static void nic_stop_thread(struct platform_nic *n)
+{
+	char c = 0;
+
+	if (!n->thread_ok)
+		return;
+	if (write(n->stop[1], &c, 1) < 0) {
+		/* a pipe with room cannot fail; if it did, the join would hang */
+	}
+	pthread_join(n->thread, NULL);
+	n->thread_ok = false;
+	/* take the byte back, or the next thread would leave at once */
+	while (read(n->stop[0], &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+int vm__platform_nic_freeze(struct vm *vm)
+{
+	struct platform *p = platform_of(vm);
+
+	if (p && p->nic)
+		nic_stop_thread(p->nic);
+	return 0;
+}
+
+void vm__platform_nic_thaw(struct vm *vm)
+{
+	struct platform *p = platform_of(vm);
+	struct platform_nic *n = p ? p->nic : NULL;
+
+	if (!n || n->thread_ok)
+		return;
+	if (pthread_create(&n->thread, NULL, nic_thread, n) == 0)
+		n->thread_ok = true;
+	/* Frames queued while frozen (a migration target's) go in as soon as
+	 * the guest's ring has room; the thread drains once it runs. */
+	pthread_mutex_lock(&vm->dev_lock);
+	nic_drain(n);
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
+int vm__platform_nic_held(struct vm *vm, int (*fn)(void *ctx, const uint8_t *frame, size_t len),
+			  void *ctx)
+{
+	struct platform *p = platform_of(vm);
+	struct platform_nic *n = p ? p->nic : NULL;
+	unsigned i, count, at;
+	int rc = 1;
+
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&vm->dev_lock);
+	count = __atomic_load_n(&n->count, __ATOMIC_ACQUIRE);
+	for (i = 0, at = n->head; i < count && rc > 0; i++, at = (at + 1) % NIC_QUEUE)
+		if (fn(ctx, n->slot[at], n->len[at]) < 0)
+			rc = -1;
+	pthread_mutex_unlock(&vm->dev_lock);
+	return rc;
+}
+
+int vm__platform_nic_hold_frame(struct vm *vm, const uint8_t *frame, size_t len)
+{
+	struct platform *p = platform_of(vm);
+	struct platform_nic *n = p ? p->nic : NULL;
+
+	if (!n)
+		return vm__fail(vm, "net: no NIC to hold a frame");
+	if (n->thread_ok)
+		return vm__fail(vm, "net: NIC not frozen"); /* the queue has one producer */
+	if (len > DP83820_MAX_FRAME || __atomic_load_n(&n->count, __ATOMIC_ACQUIRE) == NIC_QUEUE)
+		return vm__fail(vm, "net: %s", len > DP83820_MAX_FRAME ? "frame too long"
+								 : "hold queue full");
+	memcpy(n->slot[n->tail], frame, len);
+	n->len[n->tail] = (uint16_t)len;
+	n->tail = (n->tail + 1) % NIC_QUEUE;
+	__atomic_fetch_add(&n->count, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int vm__platform_nic_move_backend(struct vm *dst, struct vm *src)
+{
+	struct platform *pd = platform_of(dst), *ps = platform_of(src);
+	struct platform_nic *d = pd ? pd->nic : NULL, *s = ps ? ps->nic : NULL;
+
+	if (!d || !s)
+		return vm__fail(dst, "net: %s has no NIC", d ? "source" : "target");
+	if (s->thread_ok)
+		return vm__fail(dst, "net: the source NIC is not frozen");
+	vm__platform_nic_freeze(dst);
+	net_backend__close(&d->net);
+	d->net = s->net;
+	s->net.ops = NULL; /* the source may only be destroyed now */
+	s->net.fd = -1;
+	vm__platform_nic_thaw(dst);
+	return 0;
 }
 
 void platform_nic__destroy(struct platform *p)

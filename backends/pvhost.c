@@ -23,12 +23,15 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: pvhost run --personality native [--vcpus N] [--memory SIZE]\n"
 		"                  [--initrd FILE] [--net socket:PATH|tap:IFNAME] [--stats]\n"
+		"                  [--no-syscall-fix]\n"
 		"                  IMAGE [-- GUEST-ARGS...]\n"
 		"       pvhost caps\n"
 		"IMAGE is a Multiboot ELF (entered in 32-bit mode) or a Linux bzImage\n"
 		"(64-bit boot protocol). SIZE takes K, M or G; default 256M.\n"
 		"--net attaches a DP83820 (PCI 00:03.0, irq 11) to a frame socket whose\n"
-		"peer listens at PATH, or to tap device IFNAME. --stats prints exit counts.\n");
+		"peer listens at PATH, or to tap device IFNAME. --stats prints exit counts.\n"
+		"--no-syscall-fix leaves ring-3 syscalls that this host does not switch to\n"
+		"ring 0 to the guest (docs/KVM-HOST.md), for comparison.\n");
 }
 
 static int die(const char *action, const char *reason)
@@ -168,7 +171,7 @@ static int cmd_run(int argc, char **argv)
 	struct sampler samp;
 	pthread_t sthread;
 	sigset_t usr1;
-	int i, rc, linux_boot, stats = 0;
+	int i, rc, linux_boot, stats = 0, no_sysfix = 0;
 
 	for (i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -195,6 +198,8 @@ static int cmd_run(int argc, char **argv)
 			initrd = argv[++i];
 		} else if (strcmp(a, "--stats") == 0) {
 			stats = 1;
+		} else if (strcmp(a, "--no-syscall-fix") == 0) {
+			no_sysfix = 1;
 		} else if (strcmp(a, "--net") == 0 && i + 1 < argc) {
 			net = argv[++i];
 		} else if (a[0] == '-' || image) {
@@ -223,6 +228,7 @@ static int cmd_run(int argc, char **argv)
 		free(cmdline);
 		return die("create VM", cause);
 	}
+	vm->sysfix_off = no_sysfix;
 	/* Before any vCPU thread exists, so they all inherit the mask. */
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
@@ -255,9 +261,16 @@ static int cmd_run(int argc, char **argv)
 		vm__run(vm);
 	}
 	vm__platform_report(vm, stderr);
-	if (stats)
+	if (stats) {
 		fprintf(stderr, "pvhost: exits: %llu pio, %llu mmio\n",
 			(unsigned long long)vm->nr_pio_exits, (unsigned long long)vm->nr_mmio_exits);
+		fprintf(stderr, "pvhost: syscall fix: %llu system calls completed by the host, "
+			"%llu other faults passed to the guest (%llu hooks placed, %llu handlers declined)\n",
+			(unsigned long long)vm->nr_sysfix_completed,
+			(unsigned long long)vm->nr_sysfix_passed,
+			(unsigned long long)vm->nr_sysfix_hooks,
+			(unsigned long long)vm->nr_sysfix_refused);
+	}
 	switch (vm->exit_kind) {
 	case VM_EXIT_POWEROFF:
 		rc = vm->exit_status;

@@ -175,6 +175,8 @@ int vm__pause(struct vm *vm)
 	while (vm->nr_parked < (int)vm->nr_vcpus)
 		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
 	pthread_mutex_unlock(&vm->run_lock);
+	if (vm->ops->paused)
+		vm->ops->paused(vm);
 	return 0;
 }
 

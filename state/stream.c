@@ -38,6 +38,8 @@ const char *stream_rec_name(uint32_t type)
 		return "MACHINE_STATE";
 	case STREAM_REC_STATISTICS:
 		return "STATISTICS";
+	case STREAM_REC_NIC_HELD:
+		return "NIC_HELD";
 	}
 	return NULL;
 }

@@ -44,6 +44,10 @@
 #define STREAM_REC_PAGE_BATCH 2u	/* u32 count, u32 0, count u64 gfns, count pages */
 #define STREAM_REC_MACHINE_STATE 3u	/* protobuf MachineState; once, after the pages */
 #define STREAM_REC_STATISTICS (STREAM_OPTIONAL | 4u) /* u64 words, see struct stream_stats */
+/* Frames the NIC's host queue held at the freeze, oldest first: u32 count,
+ * u32 0, then per frame u32 length, u32 0, the frame, zeros to 8 bytes.
+ * Optional: a reader that skips it loses those frames, as a wire may. */
+#define STREAM_REC_NIC_HELD (STREAM_OPTIONAL | 5u)
 
 /* Name of a known record type ("PAGE_BATCH"), or NULL. */
 const char *stream_rec_name(uint32_t type);

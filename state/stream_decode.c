@@ -281,8 +281,9 @@ static int dec_record(struct dec *d, const struct stream_record *rec)
 		}
 		return 1;
 	case STREAM_REC_STATISTICS:
+	case STREAM_REC_NIC_HELD:
 		if (rec->len % 8) {
-			st_err(d->why, d->whylen, "STATISTICS: length %llu, not a multiple of 8",
+			st_err(d->why, d->whylen, "%s: length %llu, not a multiple of 8", what,
 			       (unsigned long long)rec->len);
 			return -1;
 		}

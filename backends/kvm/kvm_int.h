@@ -23,6 +23,21 @@ struct kvm_vcpu {
 	timer_t timer;
 	int timer_ok;
 	uint64_t armed_ns;
+	/* kvm_syscall_fix.c: when to look at the IDT next, and which hook
+	 * is this vCPU's #PF handler (-1: none); guarded by sysfix_lock. */
+	uint64_t sysfix_next_ns;
+	int sysfix_slot;
+};
+
+/* kvm_syscall_fix.c: an int3 we placed over a guest #PF handler's first instruction. */
+#define KVM_SYSFIX_HOOKS 4
+struct sysfix_hook {
+	uint64_t gva, gpa; /* the handler */
+	uint64_t imm;      /* INSN_PUSH: the value pushed */
+	uint8_t orig;      /* the byte under the int3 */
+	uint8_t len;       /* of the hooked instruction */
+	uint8_t kind;      /* enum insn_kind */
+	uint8_t live;
 };
 
 struct vm_kvm {
@@ -31,6 +46,11 @@ struct vm_kvm {
 	struct kvm_cpuid2 *cpuid;
 	uint64_t *dirty_scratch; /* KVM_GET_DIRTY_LOG target, mem_size/4096 bits */
 	struct kvm_vcpu vcpu[VM_MAX_VCPUS];
+	pthread_mutex_t sysfix_lock;
+	struct sysfix_hook hooks[KVM_SYSFIX_HOOKS];
+	/* the last handler we declined to hook, so we do not count it again */
+	uint64_t refused_gva, refused_gpa;
+	uint8_t refused_byte;
 };
 
 static inline struct vm_kvm *kvm_of(struct vm *vm)
@@ -56,6 +76,11 @@ int kvm_vcpu__reset64(struct vm *vm, unsigned cpu, uint64_t entry, uint64_t cr3,
 
 /* kvm_emul.c: 1 if the failed instruction was a software interrupt we delivered */
 int kvm_emul__soft_int(struct kvm_vcpu *v);
+
+/* kvm_syscall_fix.c: complete ring-3 syscalls that were not switched to ring 0 */
+void kvm_sysfix__poll(struct kvm_vcpu *v);       /* before KVM_RUN: (re)install the hook */
+int kvm_sysfix__trap(struct kvm_vcpu *v);        /* 1 if the internal error was our hook */
+void kvm_sysfix__unhook_all(struct vm *vm);      /* every vCPU outside KVM_RUN */
 
 /* kvm_dirty.c */
 int kvm_dirty__start(struct vm *vm);

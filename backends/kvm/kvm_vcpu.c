@@ -95,6 +95,33 @@ static void timer_arm(struct kvm_vcpu *v, uint64_t deadline_ns)
 	v->armed_ns = deadline_ns;
 }
 
+/*
+ * After a crash: the words on the guest stack that look like return
+ * addresses in a high-half kernel, so a stock kernel's crash site can be
+ * named (tests/linux/kallsyms.py BZIMAGE ADDR...) without a backtrace.
+ */
+static void stack_hints(struct kvm_vcpu *v, uint64_t rsp)
+{
+	struct kvm_translation t;
+	uint64_t w, *p;
+	unsigned i, n = 0;
+
+	for (i = 0; i < 64; i++, rsp += 8) {
+		memset(&t, 0, sizeof t);
+		t.linear_address = rsp;
+		if ((rsp & 7) || ioctl(v->fd, KVM_TRANSLATE, &t) < 0 || !t.valid ||
+		    !(p = vm__gpa(v->vm, t.physical_address, 8)))
+			break;
+		memcpy(&w, p, 8);
+		if (w >> 31 != 0x1ffffffffull)
+			continue;
+		fprintf(stderr, "%s%#llx", n++ ? " " : "pvhost: stack words that look like kernel text: ",
+			(unsigned long long)w);
+	}
+	if (n)
+		fputc('\n', stderr);
+}
+
 static void crash(struct kvm_vcpu *v, const char *what)
 {
 	struct kvm_regs regs;
@@ -102,6 +129,8 @@ static void crash(struct kvm_vcpu *v, const char *what)
 
 	memset(&regs, 0, sizeof regs);
 	ioctl(v->fd, KVM_GET_REGS, &regs);
+	if (regs.rip >> 31 == 0x1ffffffffull)
+		stack_hints(v, regs.rsp);
 	pthread_mutex_lock(&vm->run_lock);
 	if (vm->exit_kind == VM_EXIT_NONE)
 		vm__fail(vm, "%s on vCPU %u at rip %#llx", what, v->id,
@@ -178,8 +207,10 @@ static int exit_handle(struct kvm_vcpu *v)
 		crash(v, what);
 		return -1;
 	case KVM_EXIT_INTERNAL_ERROR:
-		/* kvm_emul.c: int3, int n, fwait at CPL 0, which kvm-pvm cannot emulate. */
-		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && kvm_emul__soft_int(v))
+		/* kvm_syscall_fix.c: our int3 on the guest's #PF entry;
+		 * kvm_emul.c: int3, int n, fwait at CPL 0, which kvm-pvm cannot emulate. */
+		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+		    (kvm_sysfix__trap(v) || kvm_emul__soft_int(v)))
 			return 0;
 		snprintf(what, sizeof what, "KVM internal error %u", run->internal.suberror);
 		crash(v, what);
@@ -242,6 +273,7 @@ static void *vcpu_thread(void *arg)
 			irq_deliver(v, pending);
 			timer_arm(v, deadline);
 		}
+		kvm_sysfix__poll(v);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -281,5 +313,7 @@ int kvm_vcpu__run_all(struct vm *vm)
 		pthread_join(k->vcpu[i].thread, NULL);
 		k->vcpu[i].thread_ok = 0;
 	}
+	/* Whoever reads RAM after the run must not see our hooks. */
+	kvm_sysfix__unhook_all(vm);
 	return vm->exit_kind == VM_EXIT_CRASH ? -1 : 0;
 }

@@ -76,6 +76,7 @@ static int vcpu_create(struct vm *vm, unsigned cpu)
 
 	v->vm = vm;
 	v->id = cpu;
+	v->sysfix_slot = -1;
 	v->fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, (unsigned long)cpu);
 	if (v->fd < 0)
 		return kvm__ioctl_fail(vm, "CREATE_VCPU");
@@ -117,6 +118,7 @@ static void kvm_destroy(struct vm *vm)
 		close(k->kvm_fd);
 	free(k->cpuid);
 	free(k->dirty_scratch);
+	pthread_mutex_destroy(&k->sysfix_lock);
 	free(k);
 	vm->b = NULL;
 }
@@ -130,6 +132,7 @@ static int kvm_create(struct vm *vm)
 	if (!k)
 		return vm__fail(vm, "out of memory");
 	vm->b = k;
+	pthread_mutex_init(&k->sysfix_lock, NULL);
 	k->vm_fd = -1;
 	k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (k->kvm_fd < 0) {
@@ -193,4 +196,5 @@ const struct vm_ops vm_kvm_ops = {
 	.dirty_start = kvm_dirty__start,
 	.dirty_fetch = kvm_dirty__fetch,
 	.dirty_stop = kvm_dirty__stop,
+	.paused = kvm_sysfix__unhook_all,
 };

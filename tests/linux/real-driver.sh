@@ -62,7 +62,7 @@ cmdline="$cmdline panic=-1 ${REAL_DRIVER_CMDLINE:-}"
 
 echo "real-driver: $kernel, initramfs $(wc -c <"$tmp/rd.cpio") bytes, timeout ${timeout_s}s"
 start=$(date +%s)
-timeout "$timeout_s" ip netns exec "$ns" "$pvhost" run --personality native --memory 128M \
+timeout "$timeout_s" ip netns exec "$ns" "$pvhost" run --personality native --memory 128M --stats \
 	--net "tap:$tap" --initrd "$tmp/rd.cpio" "$kernel" -- $cmdline >"$log" 2>&1
 st=$?
 end=$(date +%s)

@@ -1,0 +1,184 @@
+/* migrate_conn.c: the migration connection: a socket io with timeouts, and the one-message reply the target sends back */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "migrate.h"
+
+/* ---- the socket io ---- */
+
+/*
+ * Wait until fd can move bytes in the wanted direction.  A deadline per
+ * call, not per migration: a slow but live peer keeps the link, a dead or
+ * wedged one is given up on within timeout_ms.
+ */
+static int conn_wait(const struct migrate_conn *c, short events)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = events };
+	int n;
+
+	do
+		n = poll(&pfd, 1, c->timeout_ms > 0 ? c->timeout_ms : -1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	if (n == 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	return 0; /* readable, writable, or an error the next call reports */
+}
+
+/* Try first, wait only when the socket has nothing (or no room): a poll
+ * before every 4 KiB page would double the system calls of a migration. */
+static ssize_t conn_read(void *ctx, void *buf, size_t len)
+{
+	struct migrate_conn *c = ctx;
+	ssize_t n;
+
+	for (;;) {
+		n = recv(c->fd, buf, len, MSG_DONTWAIT);
+		if (n < 0 && errno == ENOTSOCK) {
+			if (conn_wait(c, POLLIN) < 0)
+				return -1;
+			n = read(c->fd, buf, len);
+		}
+		if (n >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+			return n;
+		if (errno != EINTR && conn_wait(c, POLLIN) < 0)
+			return -1;
+	}
+}
+
+static ssize_t conn_write(void *ctx, const void *buf, size_t len)
+{
+	struct migrate_conn *c = ctx;
+	ssize_t n;
+
+	for (;;) {
+		/* MSG_NOSIGNAL: a target that hung up must give us EPIPE to
+		 * report, not a SIGPIPE that kills the process holding the
+		 * source guest. */
+		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == ENOTSOCK) {
+			if (conn_wait(c, POLLOUT) < 0)
+				return -1;
+			n = write(c->fd, buf, len);
+		}
+		if (n >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+			return n;
+		if (errno != EINTR && conn_wait(c, POLLOUT) < 0)
+			return -1;
+	}
+}
+
+void migrate_conn_init(struct migrate_conn *c, int fd, int timeout_ms)
+{
+	c->fd = fd;
+	c->timeout_ms = timeout_ms;
+	c->io.ctx = c;
+	c->io.read = conn_read;
+	c->io.write = conn_write;
+}
+
+/* ---- the reply ---- */
+
+#define REPLY_MAGIC 0x524d5650u /* "PVMR" read as a little-endian u32 */
+#define REPLY_HDR 16u
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static int io_full(const struct stream_io *io, void *buf, size_t len, int writing)
+{
+	uint8_t *p = buf;
+	ssize_t n;
+
+	while (len) {
+		n = writing ? io->write(io->ctx, p, len) : io->read(io->ctx, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = writing ? EPIPE : ECONNRESET;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int migrate_reply_send(const struct stream_io *io, enum migrate_reply_code code,
+		       const char *msg)
+{
+	uint8_t buf[REPLY_HDR + MIGRATE_REPLY_MAX];
+	size_t len = msg ? strlen(msg) : 0;
+
+	if (!io->write)
+		return -1;
+	if (len > MIGRATE_REPLY_MAX)
+		len = MIGRATE_REPLY_MAX;
+	put32(buf, REPLY_MAGIC);
+	put32(buf + 4, (uint32_t)code);
+	put32(buf + 8, (uint32_t)len);
+	put32(buf + 12, 0);
+	if (len)
+		memcpy(buf + REPLY_HDR, msg, len);
+	return io_full(io, buf, REPLY_HDR + len, 1);
+}
+
+/* The reply is untrusted input like the stream: every field is checked,
+ * and the message is cleaned to printable characters before anyone logs it. */
+int migrate_reply_recv(const struct stream_io *io, enum migrate_reply_code *code, char *msg,
+		       size_t msglen, char *why, size_t whylen)
+{
+	uint8_t hdr[REPLY_HDR], body[MIGRATE_REPLY_MAX];
+	uint32_t len, c, i;
+
+	if (msglen)
+		msg[0] = 0;
+	if (!io->read || io_full(io, hdr, sizeof hdr, 0) < 0) {
+		snprintf(why, whylen, "no reply from the target: %s",
+			 errno == ECONNRESET ? "connection closed" : strerror(errno));
+		return -1;
+	}
+	c = get32(hdr + 4);
+	len = get32(hdr + 8);
+	if (get32(hdr) != REPLY_MAGIC || get32(hdr + 12) || len > MIGRATE_REPLY_MAX ||
+	    (c != MIGRATE_REPLY_OK && c != MIGRATE_REPLY_ERROR)) {
+		snprintf(why, whylen, "garbled reply from the target (magic %#x, code %u, length %u)",
+			 get32(hdr), c, len);
+		return -1;
+	}
+	if (len && io_full(io, body, len, 0) < 0) {
+		snprintf(why, whylen, "reply from the target cut short: %s",
+			 errno == ECONNRESET ? "connection closed" : strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < len; i++)
+		if (body[i] < 0x20 || body[i] > 0x7e)
+			body[i] = '?';
+	if (msglen) {
+		if (len >= msglen)
+			len = (uint32_t)msglen - 1;
+		memcpy(msg, body, len);
+		msg[len] = 0;
+	}
+	*code = (enum migrate_reply_code)c;
+	return 0;
+}

@@ -1,0 +1,235 @@
+/* migrate_recv.c: the target side: decode the stream into a fresh VM, apply vCPU and device state only after END, then confirm or refuse */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devstate.h"
+#include "migrate.h"
+
+/*
+ * What the decoder hands out is kept until END has been read and checked:
+ * a stream cut short after MACHINE_STATE must not leave a half-restored
+ * machine that someone might run.  Pages are the exception: they go
+ * straight into guest RAM, which nobody looks at before the state is set.
+ */
+struct receiver {
+	struct vm *vm;
+	struct vm_vcpu_state *vcpus;
+	unsigned nr_vcpus;
+	uint8_t *devices;
+	size_t devices_len;
+	uint8_t *held;		/* NIC_HELD body, checked */
+	uint64_t held_len;
+	uint64_t pages;
+};
+
+static int on_header(void *ctx, const struct stream_info *info, char *why, size_t whylen)
+{
+	struct receiver *r = ctx;
+
+	if (info->ram_size != r->vm->mem_size) {
+		snprintf(why, whylen, "guest RAM is %llu bytes, the target VM has %llu",
+			 (unsigned long long)info->ram_size, (unsigned long long)r->vm->mem_size);
+		return -1;
+	}
+	if (info->nr_vcpus != r->vm->nr_vcpus) {
+		snprintf(why, whylen, "guest has %u vCPUs, the target VM %u", info->nr_vcpus,
+			 r->vm->nr_vcpus);
+		return -1;
+	}
+	return 0;
+}
+
+static int on_pages(void *ctx, const uint64_t *gfns, uint32_t count, const uint8_t *data,
+		    char *why, size_t whylen)
+{
+	struct receiver *r = ctx;
+	uint32_t i;
+	void *dst;
+
+	for (i = 0; i < count; i++) {
+		/* the decoder checked gfns against the header's RAM size, which
+		 * on_header matched to ours; vm__gpa checks once more anyway */
+		dst = vm__gpa(r->vm, gfns[i] * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
+		if (!dst) {
+			snprintf(why, whylen, "gfn %#llx outside the target's RAM",
+				 (unsigned long long)gfns[i]);
+			return -1;
+		}
+		memcpy(dst, data + (size_t)i * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
+	}
+	r->pages += count;
+	return 0;
+}
+
+static int on_machine(void *ctx, const struct stream_machine *m, char *why, size_t whylen)
+{
+	struct receiver *r = ctx;
+
+	/* Only native runs on this target: a guest whose sites hold another
+	 * personality's sequences would need the re-patching step first. */
+	if (m->patch && strcmp(m->patch->personality, MIGRATE_PERSONALITY)) {
+		snprintf(why, whylen, "patch state is '%s', this target runs '%s' only",
+			 m->patch->personality, MIGRATE_PERSONALITY);
+		return -1;
+	}
+	r->vcpus = malloc(m->nr_vcpus * sizeof *r->vcpus);
+	r->devices = m->devices_len ? malloc(m->devices_len) : NULL;
+	if (!r->vcpus || (m->devices_len && !r->devices)) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	memcpy(r->vcpus, m->vcpus, m->nr_vcpus * sizeof *r->vcpus);
+	r->nr_vcpus = m->nr_vcpus;
+	if (m->devices_len)
+		memcpy(r->devices, m->devices, m->devices_len);
+	r->devices_len = m->devices_len;
+	return 0;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+/* Walk a NIC_HELD body; with vm NULL only check it. */
+static int held_walk(const uint8_t *b, uint64_t len, struct vm *vm, char *why, size_t whylen)
+{
+	uint64_t off = 8, flen;
+	uint32_t i, count;
+
+	if (len < 8 || le32(b + 4)) {
+		snprintf(why, whylen, "short or bad header");
+		return -1;
+	}
+	count = le32(b);
+	for (i = 0; i < count; i++) {
+		if (len - off < 8 || le32(b + off + 4)) {
+			snprintf(why, whylen, "frame %u: bad or missing header", i);
+			return -1;
+		}
+		flen = le32(b + off);
+		off += 8;
+		if (!flen || flen > len - off) {
+			snprintf(why, whylen, "frame %u: length %llu, %llu bytes left", i,
+				 (unsigned long long)flen, (unsigned long long)(len - off));
+			return -1;
+		}
+		if (vm && vm__platform_nic_hold_frame(vm, b + off, (size_t)flen) < 0) {
+			snprintf(why, whylen, "frame %u: %s", i, vm->err);
+			return -1;
+		}
+		off += (flen + 7) & ~7ull;
+		if (off > len) {
+			snprintf(why, whylen, "frame %u: padding cut short", i);
+			return -1;
+		}
+	}
+	if (off != len) {
+		snprintf(why, whylen, "%llu bytes after %u frames", (unsigned long long)(len - off),
+			 count);
+		return -1;
+	}
+	return 0;
+}
+
+static int on_optional(void *ctx, uint32_t type, const uint8_t *body, uint64_t len, char *why,
+		       size_t whylen)
+{
+	struct receiver *r = ctx;
+	struct vm_nic_stats st;
+
+	if (type != STREAM_REC_NIC_HELD)
+		return 0;
+	if (!vm__platform_nic_stats(r->vm, &st)) {
+		snprintf(why, whylen, "the guest had a NIC, this target VM has none");
+		return -1;
+	}
+	if (r->held) {
+		snprintf(why, whylen, "second NIC_HELD record");
+		return -1;
+	}
+	if (held_walk(body, len, NULL, why, whylen) < 0)
+		return -1;
+	if (!(r->held = malloc(len))) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	memcpy(r->held, body, len);
+	r->held_len = len;
+	return 0;
+}
+
+/* END was read: make the VM the guest.  Device state first, since it is
+ * the part that can still refuse (models present, field ranges). */
+static int apply(struct receiver *r, char *why, size_t whylen)
+{
+	struct devset set;
+	unsigned i;
+	int rc;
+
+	vm__platform_devset(r->vm, &set);
+	pthread_mutex_lock(&r->vm->dev_lock);
+	rc = devstate_restore(&set, r->devices, r->devices_len, why, whylen);
+	pthread_mutex_unlock(&r->vm->dev_lock);
+	if (rc < 0)
+		return -1;
+	if (r->held && held_walk(r->held, r->held_len, r->vm, why, whylen) < 0)
+		return -1;
+	for (i = 0; i < r->nr_vcpus; i++)
+		if (vm__set_vcpu_state(r->vm, i, &r->vcpus[i]) < 0) {
+			snprintf(why, whylen, "vCPU %u: %s", i, r->vm->err);
+			return -1;
+		}
+	return 0;
+}
+
+static void local_host(struct stream_host *h, const struct vm *vm)
+{
+	static const char *const pers[] = { MIGRATE_PERSONALITY };
+
+	memset(h, 0, sizeof *h);
+	if (stream_cpu_local(&h->cpu) < 0)
+		memset(&h->cpu, 0, sizeof h->cpu); /* every CPU check then refuses */
+	h->personalities = pers;
+	h->nr_personalities = 1;
+	h->max_ram = vm->mem_size;
+	h->max_vcpus = vm->nr_vcpus;
+	h->image_abi = MIGRATE_IMAGE_ABI;
+	h->patch_table_version = MIGRATE_PATCH_TABLE_VERSION;
+}
+
+int migrate_receive(struct vm *dst, const struct stream_io *in, char *why, size_t whylen)
+{
+	struct receiver r = { .vm = dst };
+	struct stream_sink sink = { &r, on_header, on_pages, on_machine, on_optional };
+	struct stream_host host;
+	char reason[400];
+	int rc = -1;
+
+	local_host(&host, dst);
+	/* The target's own NIC must not feed its queue before the source's
+	 * held frames are in it, nor write a frame into RAM being loaded. */
+	vm__platform_nic_freeze(dst);
+	if (stream_decode(in, &host, &sink, reason, sizeof reason) < 0) {
+		snprintf(why, whylen, "migrate: receive: %s", reason);
+	} else if (apply(&r, reason, sizeof reason) < 0) {
+		snprintf(why, whylen, "migrate: restore: %s", reason);
+	} else if (migrate_reply_send(in, MIGRATE_REPLY_OK, NULL) < 0) {
+		/* Without our OK the source resumes its copy: ours must not run. */
+		snprintf(why, whylen, "migrate: confirmation not delivered, the source keeps the "
+			 "guest");
+		goto out;
+	} else {
+		vm__platform_nic_thaw(dst);
+		rc = 0;
+		goto out;
+	}
+	migrate_reply_send(in, MIGRATE_REPLY_ERROR, why); /* best effort: it may be gone */
+out:
+	free(r.vcpus);
+	free(r.devices);
+	free(r.held);
+	return rc;
+}

@@ -1,0 +1,483 @@
+/* migrate_send.c: the source side: header, pre-copy rounds over the dirty log, freeze, final state, and the wait for the target's word */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devstate.h"
+#include "migrate.h"
+
+/*
+ * The stream writer hands over one page at a time; a system call per 4 KiB
+ * would bound the link at a few hundred MB/s.  Writes gather here and go
+ * out in big pieces: at the end of each round and before the sender waits
+ * for the target, everything is flushed.
+ */
+#define SEND_BUF (1u << 20)
+
+struct send_buf {
+	struct stream_io io; /* what the writer sees */
+	const struct stream_io *out;
+	uint8_t *buf;
+	size_t len;
+};
+
+static int sbuf_flush(struct send_buf *b)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < b->len) {
+		n = b->out->write(b->out->ctx, b->buf + off, b->len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EPIPE;
+			/* keep what is left: nothing more will be sent anyway */
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	b->len = 0;
+	return 0;
+}
+
+static ssize_t sbuf_write(void *ctx, const void *src, size_t len)
+{
+	struct send_buf *b = ctx;
+	size_t n;
+
+	if (b->len == SEND_BUF && sbuf_flush(b) < 0)
+		return -1;
+	n = SEND_BUF - b->len < len ? SEND_BUF - b->len : len;
+	memcpy(b->buf + b->len, src, n);
+	b->len += n;
+	return (ssize_t)n;
+}
+
+static ssize_t sbuf_read(void *ctx, void *dst, size_t len)
+{
+	struct send_buf *b = ctx;
+
+	return b->out->read(b->out->ctx, dst, len);
+}
+
+struct sender {
+	struct vm *vm;
+	const struct migrate_policy *pol;
+	struct migrate_report *rep;
+	struct stream_writer w;
+	struct send_buf sb;
+	uint64_t *dirty;   /* the bitmap the next round sends */
+	uint64_t *gfns;	   /* one batch being gathered */
+	uint64_t npages;
+	int frozen, tracking;
+	uint64_t t0, tfreeze; /* start, and vm__pause */
+	int io_failed; /* the connection failed under a write */
+};
+
+static int fail(struct sender *s, const char *fmt, const char *detail)
+{
+	/* The writer's own error means the connection broke (or the target
+	 * closed it): only then may a reply be waiting to explain it. */
+	if (detail == s->w.err)
+		s->io_failed = 1;
+	if (!s->rep->err[0])
+		snprintf(s->rep->err, sizeof s->rep->err, fmt, detail);
+	return -1;
+}
+
+static int send_flush(struct sender *s)
+{
+	if (sbuf_flush(&s->sb) == 0)
+		return 0;
+	s->io_failed = 1;
+	return fail(s, "stream: write: %.200s", strerror(errno));
+}
+
+static int page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+	unsigned i;
+
+	for (i = 0; i < STREAM_PAGE_SIZE / 8; i++)
+		if (q[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * Send every page whose bit is set in s->dirty, in batches.  Pages are
+ * read from live guest RAM: a page the guest changes while we copy it is
+ * also set in the dirty log, so the next round (or the frozen one) sends
+ * it again.  In round 0 (all) zero pages are skipped unless the policy
+ * says the target's RAM is not fresh: an anonymous mapping reads as zero.
+ */
+static int send_dirty(struct sender *s, int all, uint64_t *pages, uint64_t *bytes)
+{
+	uint64_t gfn, before = s->w.bytes;
+	uint32_t n = 0;
+
+	*pages = 0;
+	for (gfn = 0; gfn < s->npages; gfn++) {
+		if (!all && !(s->dirty[gfn / 64] >> (gfn % 64) & 1))
+			continue;
+		if (all && !s->pol->send_zero_pages &&
+		    page_is_zero(s->vm->mem + gfn * STREAM_PAGE_SIZE)) {
+			s->rep->zero_pages_skipped++;
+			continue;
+		}
+		s->gfns[n++] = gfn;
+		if (n == STREAM_MAX_BATCH || gfn + 1 == s->npages) {
+			if (stream_write_pages(&s->w, s->gfns, n, s->vm->mem) < 0)
+				return fail(s, "%.200s", s->w.err);
+			*pages += n;
+			n = 0;
+		}
+	}
+	if (n) {
+		if (stream_write_pages(&s->w, s->gfns, n, s->vm->mem) < 0)
+			return fail(s, "%.200s", s->w.err);
+		*pages += n;
+	}
+	*bytes = s->w.bytes - before;
+	return 0;
+}
+
+static uint64_t count_dirty(const struct sender *s)
+{
+	uint64_t i, n = 0;
+
+	for (i = 0; i < (s->npages + 63) / 64; i++)
+		n += (uint64_t)__builtin_popcountll(s->dirty[i]);
+	return n;
+}
+
+static int send_header(struct sender *s)
+{
+	struct stream_info info = { .version = STREAM_VERSION };
+
+	strcpy(info.personality, MIGRATE_PERSONALITY);
+	info.image_abi = MIGRATE_IMAGE_ABI;
+	info.patch_table_version = MIGRATE_PATCH_TABLE_VERSION;
+	if (stream_cpu_local(&info.cpu) < 0)
+		return fail(s, "migrate: this host's CPU features: %.200s", "no CPUID");
+	info.ram_size = s->vm->mem_size;
+	info.nr_vcpus = s->vm->nr_vcpus;
+	info.page_size = STREAM_PAGE_SIZE;
+	if (stream_write_header(&s->w, &info) < 0)
+		return fail(s, "%.200s", s->w.err);
+	return 0;
+}
+
+/*
+ * Pre-copy: round 0 sends all RAM, each later round what the guest wrote
+ * during the previous one.  Stop when what is left is small enough to send
+ * frozen, when the rounds stop converging (the guest dirties as fast as we
+ * send), or at the round limit.  Returns with s->dirty holding the pages
+ * still to send.
+ */
+static int precopy(struct sender *s)
+{
+	const struct migrate_policy *p = s->pol;
+	unsigned max = p->max_rounds ? p->max_rounds : 30;
+	uint64_t stop = p->stop_pages ? p->stop_pages : 64;
+	uint64_t t0, prev = UINT64_MAX, dirtied = 0, ns = 0;
+	struct migrate_round *r;
+
+	if (max > MIGRATE_MAX_ROUNDS - 1)
+		max = MIGRATE_MAX_ROUNDS - 1;
+	if (vm__dirty_start(s->vm) < 0)
+		return fail(s, "migrate: dirty tracking: %.200s", s->vm->err);
+	s->tracking = 1;
+	for (;;) {
+		r = &s->rep->round[s->rep->rounds];
+		t0 = vm__now_ns();
+		if (send_dirty(s, s->rep->rounds == 0, &r->pages, &r->bytes) < 0)
+			return -1;
+		if (send_flush(s) < 0)
+			return -1;
+		if (vm__dirty_fetch(s->vm, s->dirty) < 0)
+			return fail(s, "migrate: dirty log: %.200s", s->vm->err);
+		r->ns = vm__now_ns() - t0;
+		r->dirtied = count_dirty(s);
+		dirtied += r->dirtied;
+		ns += r->ns;
+		/* over all of pre-copy: one quiet last round says little */
+		s->rep->dirty_rate = ns ? dirtied * 1000000000ull / ns : 0;
+		if (p->log)
+			fprintf(p->log, "migrate: round %u: %llu pages, %llu bytes, %.1f ms; "
+				"%llu pages dirtied meanwhile\n", s->rep->rounds,
+				(unsigned long long)r->pages, (unsigned long long)r->bytes,
+				r->ns / 1e6, (unsigned long long)r->dirtied);
+		s->rep->rounds++;
+		if (r->dirtied <= stop || s->rep->rounds > max)
+			return 0;
+		if (p->no_shrink_stop && s->rep->rounds > 1 && r->dirtied >= prev)
+			return 0;
+		prev = r->dirtied;
+	}
+}
+
+/* STREAM_REC_NIC_HELD body: frames gathered into one growing buffer. */
+struct held_buf {
+	uint8_t *buf;
+	size_t len, cap;
+	uint32_t count;
+	int oom;
+};
+
+static void held_put(struct held_buf *h, const void *src, size_t len)
+{
+	size_t pad = (len + 7) & ~(size_t)7;
+
+	if (h->oom)
+		return;
+	if (h->len + pad > h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 4096;
+		uint8_t *nb;
+
+		while (cap < h->len + pad)
+			cap *= 2;
+		if (!(nb = realloc(h->buf, cap))) {
+			h->oom = 1;
+			return;
+		}
+		h->buf = nb;
+		h->cap = cap;
+	}
+	memcpy(h->buf + h->len, src, len);
+	memset(h->buf + h->len + len, 0, pad - len);
+	h->len += pad;
+}
+
+static int held_frame(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct held_buf *h = ctx;
+	uint8_t hdr[8] = { 0 };
+
+	hdr[0] = (uint8_t)len;
+	hdr[1] = (uint8_t)(len >> 8);
+	held_put(h, hdr, sizeof hdr);
+	held_put(h, frame, len);
+	h->count++;
+	return 0;
+}
+
+/* The frames the source's NIC holds but the guest has not taken yet are
+ * the guest's, not the host's: they travel with it. */
+static int send_held_frames(struct sender *s)
+{
+	struct held_buf h = { 0 };
+	uint8_t hdr[8] = { 0 };
+	int rc = 0;
+
+	held_put(&h, hdr, sizeof hdr); /* count filled in below */
+	if (vm__platform_nic_held(s->vm, held_frame, &h) <= 0 || !h.count) {
+		free(h.buf);
+		return 0; /* no NIC, or nothing held */
+	}
+	if (h.oom) {
+		free(h.buf);
+		return fail(s, "migrate: held frames: %.200s", "out of memory");
+	}
+	h.buf[0] = (uint8_t)h.count;
+	h.buf[1] = (uint8_t)(h.count >> 8);
+	h.buf[2] = (uint8_t)(h.count >> 16);
+	h.buf[3] = (uint8_t)(h.count >> 24);
+	if (stream_write_record(&s->w, STREAM_REC_NIC_HELD, h.buf, h.len) < 0)
+		rc = fail(s, "%.200s", s->w.err);
+	else
+		s->rep->held_frames = h.count;
+	free(h.buf);
+	return rc;
+}
+
+static int send_machine(struct sender *s)
+{
+	struct stream_patch native = { .personality = MIGRATE_PERSONALITY };
+	struct stream_machine m = { 0 };
+	struct vm_vcpu_state *v;
+	struct devset set;
+	uint8_t *dev = NULL;
+	char *cause = NULL;
+	size_t devlen = 0;
+	unsigned i;
+	int rc = -1;
+
+	if (!(v = calloc(s->vm->nr_vcpus, sizeof *v)))
+		return fail(s, "migrate: vCPU state: %.200s", "out of memory");
+	for (i = 0; i < s->vm->nr_vcpus; i++)
+		if (vm__get_vcpu_state(s->vm, i, &v[i]) < 0) {
+			fail(s, "migrate: vCPU state: %.200s", s->vm->err);
+			goto out;
+		}
+	vm__platform_devset(s->vm, &set);
+	pthread_mutex_lock(&s->vm->dev_lock);
+	if (devstate_save(&set, &dev, &devlen, &cause) < 0) {
+		pthread_mutex_unlock(&s->vm->dev_lock);
+		fail(s, "migrate: %.200s", cause);
+		free(cause);
+		goto out;
+	}
+	pthread_mutex_unlock(&s->vm->dev_lock);
+	m.vcpus = v;
+	m.nr_vcpus = s->vm->nr_vcpus;
+	m.devices = dev;
+	m.devices_len = devlen;
+	m.patch = s->pol->patch ? s->pol->patch : &native;
+	if (stream_write_machine_state(&s->w, &m) < 0)
+		fail(s, "%.200s", s->w.err);
+	else
+		rc = 0;
+out:
+	free(dev);
+	free(v);
+	return rc;
+}
+
+/* Frozen: last pages, held frames, machine state, END. */
+static int send_frozen(struct sender *s)
+{
+	struct stream_stats st = { 0 };
+	uint64_t b0 = s->w.bytes, fbytes;
+	unsigned i;
+
+	/* vm__pause ran the backend's `paused` hook, which may have put back
+	 * bytes in guest RAM: they are in the host dirty bits, fetched here. */
+	if (vm__dirty_fetch(s->vm, s->dirty) < 0)
+		return fail(s, "migrate: dirty log: %.200s", s->vm->err);
+	if (s->rep->rounds) {
+		/* OR in what the last pre-copy round left for us */
+		uint64_t *left = s->dirty + (s->npages + 63) / 64;
+
+		for (i = 0; i < (s->npages + 63) / 64; i++)
+			s->dirty[i] |= left[i];
+	}
+	if (send_dirty(s, 0, &s->rep->final_pages, &fbytes) < 0 || send_held_frames(s) < 0 ||
+	    send_machine(s) < 0)
+		return -1;
+	st.pages = s->rep->final_pages;
+	for (i = 0; i < s->rep->rounds; i++)
+		st.pages += s->rep->round[i].pages;
+	st.rounds = s->rep->rounds;
+	st.elapsed_ns = s->tfreeze - s->t0;
+	if (stream_write_statistics(&s->w, &st) < 0 || stream_write_end(&s->w) < 0)
+		return fail(s, "%.200s", s->w.err);
+	if (send_flush(s) < 0)
+		return -1;
+	s->rep->final_bytes = s->w.bytes - b0;
+	return 0;
+}
+
+int migrate_send(struct vm *src, const struct stream_io *out, const struct migrate_policy *pol,
+		 struct migrate_report *rep)
+{
+	static const struct migrate_policy defaults = { 0 };
+	struct sender s = { .vm = src, .pol = pol ? pol : &defaults, .rep = rep };
+	size_t words = (src->mem_size / STREAM_PAGE_SIZE + 63) / 64;
+	uint64_t t0 = vm__now_ns(), tf = 0;
+	enum migrate_reply_code code;
+	char msg[MIGRATE_REPLY_MAX + 1], why[200];
+	unsigned i;
+
+	memset(rep, 0, sizeof *rep);
+	s.t0 = t0;
+	s.npages = src->mem_size / STREAM_PAGE_SIZE;
+	s.sb = (struct send_buf){ .io = { &s.sb, sbuf_read, sbuf_write }, .out = out };
+	stream_writer_init(&s.w, &s.sb.io);
+	/* two bitmaps: the one being sent and, while frozen, the one left over */
+	s.dirty = calloc(2 * words, sizeof *s.dirty);
+	s.gfns = malloc(STREAM_MAX_BATCH * sizeof *s.gfns);
+	s.sb.buf = malloc(SEND_BUF);
+	if (!s.dirty || !s.gfns || !s.sb.buf) {
+		fail(&s, "migrate: %.200s", "out of memory");
+		goto failed;
+	}
+	if (send_header(&s) < 0 || precopy(&s) < 0)
+		goto failed;
+	memcpy(s.dirty + words, s.dirty, words * sizeof *s.dirty);
+
+	tf = s.tfreeze = vm__now_ns();
+	if (vm__pause(src) < 0) {
+		fail(&s, "migrate: freeze: %.200s", src->err);
+		goto failed;
+	}
+	s.frozen = 1;
+	rep->pause_ns = vm__now_ns() - tf;
+	/* No frame may reach guest RAM from here on: the NIC's receive thread
+	 * would write pages and device state we have already sent. */
+	vm__platform_nic_freeze(src);
+	if (send_frozen(&s) < 0)
+		goto failed;
+	rep->sent_ns = vm__now_ns() - tf;
+	if (migrate_reply_recv(out, &code, msg, sizeof msg, why, sizeof why) < 0) {
+		fail(&s, "migrate: %.200s", why);
+		goto failed;
+	}
+	if (code != MIGRATE_REPLY_OK) {
+		fail(&s, "migrate: target refused: %.200s", msg[0] ? msg : "no reason given");
+		goto failed;
+	}
+	rep->downtime_ns = vm__now_ns() - tf;
+	rep->total_ns = vm__now_ns() - t0;
+	rep->total_bytes = s.w.bytes;
+	for (i = 0; i < rep->rounds; i++)
+		rep->total_pages += rep->round[i].pages;
+	rep->total_pages += rep->final_pages;
+	if (s.tracking)
+		vm__dirty_stop(src);
+	free(s.dirty);
+	free(s.gfns);
+	free(s.sb.buf);
+	return 0;
+
+failed:
+	/* A write that failed usually means the target hung up after saying
+	 * why; its reply is worth a short look (the io's timeout bounds it). */
+	if (s.io_failed && out->read &&
+	    migrate_reply_recv(out, &code, msg, sizeof msg, why, sizeof why) == 0 &&
+	    code == MIGRATE_REPLY_ERROR) {
+		char broke[61];
+
+		/* the target's reason is the news; the broken write only follows from it */
+		snprintf(broke, sizeof broke, "%.60s", rep->err);
+		snprintf(rep->err, sizeof rep->err, "migrate: target refused: %.150s (then %s)",
+			 msg, broke);
+	}
+	if (s.tracking)
+		vm__dirty_stop(src);
+	if (s.frozen) {
+		vm__platform_nic_thaw(src);
+		vm__resume(src);
+		rep->resumed = 1;
+	}
+	rep->total_ns = vm__now_ns() - t0;
+	rep->total_bytes = s.w.bytes;
+	free(s.dirty);
+	free(s.gfns);
+	free(s.sb.buf);
+	return -1;
+}
+
+void migrate_report_print(const struct migrate_report *rep, FILE *out)
+{
+	unsigned i;
+
+	for (i = 0; i < rep->rounds; i++)
+		fprintf(out, "migrate:   round %u: %llu pages, %llu bytes, %.2f ms, %llu dirtied\n",
+			i, (unsigned long long)rep->round[i].pages,
+			(unsigned long long)rep->round[i].bytes, rep->round[i].ns / 1e6,
+			(unsigned long long)rep->round[i].dirtied);
+	fprintf(out, "migrate:   frozen: %llu pages, %llu bytes, %llu held frames; pause %.3f ms, "
+		"stream sent at %.3f ms\n", (unsigned long long)rep->final_pages,
+		(unsigned long long)rep->final_bytes, (unsigned long long)rep->held_frames,
+		rep->pause_ns / 1e6, rep->sent_ns / 1e6);
+	fprintf(out, "migrate: %u rounds, %llu pages (%llu zero pages skipped), %llu bytes, "
+		"total %.2f ms, downtime %.3f ms, dirty rate %llu pages/s%s%s\n",
+		rep->rounds, (unsigned long long)rep->total_pages,
+		(unsigned long long)rep->zero_pages_skipped, (unsigned long long)rep->total_bytes,
+		rep->total_ns / 1e6, rep->downtime_ns / 1e6, (unsigned long long)rep->dirty_rate,
+		rep->err[0] ? "; failed: " : "", rep->err);
+}
