@@ -50,12 +50,16 @@ ip netns add "$ns" &&
 #   noxsave              xrstor at CPL 0 is an emulation failure; fxsave works
 #   clearcpuid=141,151,308  no CX16, POPCNT, SMAP: cmpxchg16b (SLUB), popcnt and
 #                        clac/stac are emulation failures (popcnt: not seen, assumed)
+#     ,129,137,147,148,153,156,293,317  no PCLMULQDQ, SSSE3, SSE4.1/4.2, AES,
+#                        AVX, AVX2, SHA: kernel_fpu_begin's ldmxcsr at CPL 0 is an
+#                        emulation failure (seen: BLAKE2s/SSSE3 at boot), so keep
+#                        the kernel's SIMD crypto and CRC code on its generic paths
 #   nofsgsbase           rd/wrgsbase in the entry code: assumed to fail likewise
 #   nosmp noapic nolapic acpi=off pci=conf1   our PC: PIC, PIT, conf#1 PCI
 #   lpj= tsc=reliable no_timer_check cryptomgr.notests init_on_alloc=0
 #                        skip calibration loops, self-tests and page zeroing
 #   nosoftlockup         the watchdog fires during ftrace's record check (slow, not stuck)
-cmdline="console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr noxsave clearcpuid=141,151,308 nofsgsbase"
+cmdline="console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr noxsave clearcpuid=141,151,308,129,137,147,148,153,156,293,317 nofsgsbase"
 cmdline="$cmdline nosmp noapic nolapic acpi=off pci=conf1 mitigations=off"
 cmdline="$cmdline lpj=4890856 tsc=reliable no_timer_check cryptomgr.notests init_on_alloc=0 nosoftlockup"
 cmdline="$cmdline panic=-1 ${REAL_DRIVER_CMDLINE:-}"
