@@ -196,7 +196,8 @@ static int loopback(uint32_t total, uint32_t window)
 	return 0;
 }
 
-static pid_t start_pvhost(const char *pvhost, const char *guest, const char *sock, int *out)
+static pid_t start_pvhost(const char *pvhost, const char *pers, const char *guest, const char *sock,
+			  int *out)
 {
 	char net[128];
 	int pfd[2];
@@ -210,7 +211,7 @@ static pid_t start_pvhost(const char *pvhost, const char *guest, const char *soc
 		dup2(pfd[1], 1);
 		dup2(pfd[1], 2);
 		close(pfd[0]);
-		execl(pvhost, pvhost, "run", "--personality", "native", "--memory", "64M", "--net",
+		execl(pvhost, pvhost, "run", "--personality", pers, "--memory", "64M", "--net",
 		      net, guest, "--", "seed=1", (char *)NULL);
 		_exit(127);
 	}
@@ -222,6 +223,7 @@ static pid_t start_pvhost(const char *pvhost, const char *guest, const char *soc
 int main(int argc, char **argv)
 {
 	uint32_t total = 100000, window = 8;
+	const char *pers = "native";
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct console con = { .fd = -1 };
 	uint8_t mac[6];
@@ -236,13 +238,15 @@ int main(int argc, char **argv)
 			total = (uint32_t)strtoul(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--window"))
 			window = (uint32_t)strtoul(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--personality"))
+			pers = argv[i + 1];
 		else
 			break;
 	}
 	if (i < argc && !strcmp(argv[i], "--loopback"))
 		return loopback(total, window);
 	if (argc - i != 2 || !total || !window) {
-		fprintf(stderr, "usage: net_echo [--frames N] [--window W] PVHOST GUEST-ELF\n"
+		fprintf(stderr, "usage: net_echo [--frames N] [--window W] [--personality P] PVHOST GUEST-ELF\n"
 				"       net_echo [--frames N] [--window W] --loopback\n");
 		return 2;
 	}
@@ -257,7 +261,7 @@ int main(int argc, char **argv)
 		perror("net_echo: socket");
 		return 1;
 	}
-	pid = start_pvhost(argv[i], argv[i + 1], sa.sun_path, &con.fd);
+	pid = start_pvhost(argv[i], pers, argv[i + 1], sa.sun_path, &con.fd);
 	fd = accept(lfd, NULL, NULL); /* pvhost connects before it boots the guest */
 	unlink(sa.sun_path);
 	if (pid < 0 || fd < 0) {
@@ -286,9 +290,9 @@ int main(int argc, char **argv)
 	kill(pid, SIGUSR2);
 	for (i = con.exits_seen; con.exits_seen == i;)
 		console_pump(&con, 100);
-	printf("guest echo: %u frames of %d bytes, window %u: all back once and intact, "
+	printf("guest echo (%s): %u frames of %d bytes, window %u: all back once and intact, "
 	       "%.0f frames/s, %.1f exits/frame (%.1f pio, %.1f mmio)\n",
-	       total, FRAME_LEN, window, rate,
+	       pers, total, FRAME_LEN, window, rate,
 	       (double)(con.pio - pio0 + con.mmio - mmio0) / total,
 	       (double)(con.pio - pio0) / total, (double)(con.mmio - mmio0) / total);
 	rc = 0;
