@@ -10,6 +10,7 @@
 
 #include "audit.h"
 #include "elfimage.h"
+#include "pvsites_ram.h"
 #include "repatch.h"
 #include "table_print.h"
 
@@ -29,7 +30,8 @@ static int cmd_patch(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 static const struct command commands[] = {
-	{"list", cmd_list, "[--json] IMAGE", "print every site of the image's .pvsites table"},
+	{"list", cmd_list, "[--json] [--ram FILE | --stream FILE] IMAGE",
+	 "print every site and the personality it holds (in IMAGE or a guest's memory)"},
 	{"audit", cmd_audit, "[--json] IMAGE",
 	 "list sensitive instructions that no site covers (exit 1 if any)"},
 	{"patch", cmd_patch, "--from P --to P IMAGE -o OUT",
@@ -42,13 +44,13 @@ static void usage(FILE *out)
 {
 	fputs("usage: pvsites COMMAND [ARGS]\n\ncommands:\n", out);
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(out, "  %-6s %-30s %s\n", commands[i].name, commands[i].args,
+		fprintf(out, "  %-6s %s\n         %s\n", commands[i].name, commands[i].args,
 			commands[i].summary);
 	fputs("\npersonalities:", out);
 	for (unsigned i = 0; personality_at(i); i++)
 		fprintf(out, "\n  %-10s %s", personality_at(i)->name, personality_at(i)->summary);
-	fputs("\n\nexit status: 0 success, 1 audit findings or failed patch, 2 usage or input "
-	      "error\n",
+	fputs("\n\nexit status: 0 success, 1 findings (uncovered instructions, sites matching no "
+	      "personality, a failed patch), 2 usage or input error\n",
 	      out);
 }
 
@@ -78,9 +80,18 @@ static int usage_error(const struct command *c, const char *fmt, ...)
 struct options {
 	int json;
 	const char *from, *to, *out, *image;
+	const char *ram, *stream; /* list: read the sites' bytes from a guest's memory */
 };
 
-enum { OPT_JSON = 'j', OPT_FROM = 'f', OPT_TO = 't', OPT_OUT = 'o', OPT_HELP = 'h' };
+enum {
+	OPT_JSON = 'j',
+	OPT_FROM = 'f',
+	OPT_TO = 't',
+	OPT_OUT = 'o',
+	OPT_HELP = 'h',
+	OPT_RAM = 'r',
+	OPT_STREAM = 's',
+};
 
 /* Returns -1 to go on, or the exit status (help printed, or a usage error). */
 static int parse_options(const struct command *c, int argc, char **argv, const char *accepted,
@@ -89,7 +100,8 @@ static int parse_options(const struct command *c, int argc, char **argv, const c
 	static const struct option all[] = {
 		{"json", no_argument, NULL, OPT_JSON},	 {"from", required_argument, NULL, OPT_FROM},
 		{"to", required_argument, NULL, OPT_TO}, {"output", required_argument, NULL, OPT_OUT},
-		{"help", no_argument, NULL, OPT_HELP},	 {NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, OPT_HELP},	 {"ram", required_argument, NULL, OPT_RAM},
+		{"stream", required_argument, NULL, OPT_STREAM}, {NULL, 0, NULL, 0},
 	};
 	int ch;
 
@@ -113,6 +125,10 @@ static int parse_options(const struct command *c, int argc, char **argv, const c
 			o->to = optarg;
 		else if (ch == OPT_OUT)
 			o->out = optarg;
+		else if (ch == OPT_RAM)
+			o->ram = optarg;
+		else if (ch == OPT_STREAM)
+			o->stream = optarg;
 	}
 	if (optind >= argc)
 		return usage_error(c, "missing IMAGE");
@@ -131,13 +147,39 @@ static int load_image(struct elfimage *img, const char *path)
 	return -1;
 }
 
+/* Decode `size` table bytes that live at guest address `addr` into `t`; `who` names them in errors. */
+static int decode_table(const char *who, const uint8_t *bytes, uint64_t size, uint64_t addr,
+			struct site_table *t)
+{
+	struct repatch_err err = {0};
+	long n = pvsites_count(bytes, (size_t)size, &err);
+
+	memset(t, 0, sizeof(*t));
+	t->addr = addr;
+	if (n >= 0) {
+		t->sites = calloc(n ? (size_t)n : 1, sizeof(*t->sites));
+		if (!t->sites) {
+			fprintf(stderr, "pvsites: %s: out of memory for %ld sites\n", who, n);
+			return -1;
+		}
+		n = pvsites_decode(bytes, (size_t)size, addr, t->sites, (size_t)n, &err);
+	}
+	if (n < 0) {
+		fprintf(stderr, "pvsites: %s: corrupt table: %s\n", who, err.msg);
+		free(t->sites);
+		t->sites = NULL;
+		return -1;
+	}
+	t->n = (size_t)n;
+	return 0;
+}
+
 /*
  * Decode the image's table into `t`.  An image without one yields an empty
  * table if `optional` (audit reports everything as uncovered), else an error.
  */
 static int load_table(struct elfimage *img, struct site_table *t, int optional)
 {
-	struct repatch_err err = {0};
 	const struct elf_section *sec = img->pvsites;
 
 	memset(t, 0, sizeof(*t));
@@ -148,49 +190,122 @@ static int load_table(struct elfimage *img, struct site_table *t, int optional)
 			img->path);
 		return -1;
 	}
-	t->addr = sec->addr;
-	const uint8_t *bytes = elfimage_section_bytes(img, sec);
-	long n = pvsites_count(bytes, (size_t)sec->size, &err);
-	if (n >= 0) {
-		t->sites = calloc(n ? (size_t)n : 1, sizeof(*t->sites));
-		if (!t->sites) {
-			fprintf(stderr, "pvsites: %s: out of memory for %ld sites\n", img->path, n);
-			return -1;
-		}
-		n = pvsites_decode(bytes, (size_t)sec->size, sec->addr, t->sites, (size_t)n, &err);
-	}
-	if (n < 0) {
-		fprintf(stderr, "pvsites: %s: corrupt table: %s\n", img->path, err.msg);
-		free(t->sites);
-		t->sites = NULL;
+	return decode_table(img->path, elfimage_section_bytes(img, sec), sec->size, sec->addr, t);
+}
+
+/*
+ * The table as the guest holds it: IMAGE's .pvsites section gives where it
+ * is and how long; the bytes come from the guest's memory (the retained
+ * table is what the runtime rewrites from).  A copy that differs from the
+ * image's is reported: the image is then likely not the guest's.
+ */
+static int load_table_ram(struct elfimage *img, struct guest_ram *ram, struct site_table *t,
+			  int *differs)
+{
+	const struct elf_section *sec = img->pvsites;
+	struct repatch_mem mem = guest_ram_mem(ram);
+	char who[512];
+
+	*differs = 0;
+	if (!sec) {
+		fprintf(stderr, "pvsites: %s: no .pvsites table (not built with the annotator?)\n",
+			img->path);
 		return -1;
 	}
-	t->n = (size_t)n;
-	return 0;
+	snprintf(who, sizeof(who), "%s (%s)", ram->path, ram->what);
+	const uint8_t *bytes = mem.map(mem.ctx, sec->addr, (size_t)sec->size, 0);
+	if (!bytes) {
+		fprintf(stderr,
+			"pvsites: %s: the table at %#llx (%llu bytes, gpa %#llx) lies outside guest "
+			"memory (%zu bytes)\n",
+			who, (unsigned long long)sec->addr, (unsigned long long)sec->size,
+			(unsigned long long)guest_ram_gpa(ram, sec->addr), ram->size);
+		return -1;
+	}
+	*differs = memcmp(bytes, elfimage_section_bytes(img, sec), (size_t)sec->size) != 0;
+	return decode_table(who, bytes, sec->size, sec->addr, t);
+}
+
+static const char *kind_or_unknown(unsigned kind)
+{
+	const char *n = pvsite_kind_name(kind);
+	return n ? n : "?";
+}
+
+#define FIRST_BAD_MAX (sizeof(((struct site_tally *)0)->first_bad) / sizeof(long))
+
+/* The findings of a listing on stderr, naming the first sites; returns the exit status. */
+static int list_findings(const struct site_table *t, const struct site_tally *tl,
+			 const struct site_source *src)
+{
+	size_t bad = tl->foreign + tl->unmapped;
+
+	if (tl->foreign)
+		fprintf(stderr, "pvsites: %zu site%s no personality\n", tl->foreign,
+			tl->foreign == 1 ? " matches" : "s match");
+	if (tl->unmapped)
+		fprintf(stderr, "pvsites: %zu site%s outside %s %s\n", tl->unmapped,
+			tl->unmapped == 1 ? " lies" : "s lie", src->kind, src->path);
+	for (size_t i = 0; i < bad && i < FIRST_BAD_MAX; i++) {
+		const struct pvsite *s = &t->sites[tl->first_bad[i]];
+		fprintf(stderr, "pvsites:   site %ld at %#llx (%s)\n", tl->first_bad[i],
+			(unsigned long long)s->addr, kind_or_unknown(s->kind));
+	}
+	if (bad > FIRST_BAD_MAX)
+		fprintf(stderr, "pvsites:   and %zu more\n", bad - FIRST_BAD_MAX);
+	return bad ? EXIT_FINDINGS : EXIT_OK;
 }
 
 static int cmd_list(int argc, char **argv)
 {
+	const struct command *c = command_named("list");
 	struct options o;
 	struct elfimage img;
 	struct site_table t;
-	int rc = parse_options(command_named("list"), argc, argv, "j", &o);
+	struct site_tally tally;
+	struct guest_ram ram = {0};
+	int differs = 0, rc = parse_options(c, argc, argv, "jrs", &o);
 
 	if (rc >= 0)
 		return rc;
+	if (o.ram && o.stream)
+		return usage_error(c, "--ram and --stream exclude each other");
 	if (load_image(&img, o.image) < 0)
 		return EXIT_USAGE;
-	if (load_table(&img, &t, 0) < 0) {
+	struct site_source src = {img.path, "image", img.path, elfimage_mem(&img)};
+	if (o.ram || o.stream) {
+		rc = o.ram ? guest_ram_load_dump(&ram, o.ram) : guest_ram_load_stream(&ram, o.stream);
+		if (rc < 0 || guest_ram_segments(&ram, &img) < 0 ||
+		    load_table_ram(&img, &ram, &t, &differs) < 0) {
+			guest_ram_free(&ram);
+			elfimage_free(&img);
+			return EXIT_USAGE;
+		}
+		src = (struct site_source){img.path, ram.what, ram.path, guest_ram_mem(&ram)};
+	} else if (load_table(&img, &t, 0) < 0) {
 		elfimage_free(&img);
 		return EXIT_USAGE;
 	}
+	if (o.stream && !o.json)
+		printf("# stream: the sender ran the guest as %s; its patch state: %s, %u sites\n",
+		       ram.personality, ram.patch_personality[0] ? ram.patch_personality : "none",
+		       ram.patch_sites);
 	if (o.json)
-		table_print_json(stdout, &img, &t);
+		table_print_json(stdout, &src, &t, &tally);
 	else
-		table_print_text(stdout, &img, &t);
+		table_print_text(stdout, &src, &t, &tally);
+	rc = list_findings(&t, &tally, &src);
+	if (differs) {
+		fprintf(stderr,
+			"pvsites: %s: its table differs from the .pvsites of %s: is that the "
+			"guest's image?\n",
+			src.path, img.path);
+		rc = EXIT_FINDINGS;
+	}
 	free(t.sites);
+	guest_ram_free(&ram);
 	elfimage_free(&img);
-	return EXIT_OK;
+	return rc;
 }
 
 static int cmd_audit(int argc, char **argv)
@@ -242,12 +357,6 @@ static void discard_output(const char *out, const char *image)
 		return;
 	if (unlink(out) != 0)
 		fprintf(stderr, "pvsites: %s: cannot remove: %s\n", out, strerror(errno));
-}
-
-static const char *kind_or_unknown(unsigned kind)
-{
-	const char *n = pvsite_kind_name(kind);
-	return n ? n : "?";
 }
 
 static int cmd_patch(int argc, char **argv)

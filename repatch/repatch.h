@@ -118,6 +118,12 @@ int repatch_rewrite(const struct pvsite *sites, size_t n, const struct repatch_m
  * or -1 if its bytes match none (half-written or foreign).
  */
 int repatch_classify(const struct pvsite *site, const uint8_t *bytes);
+/*
+ * Every personality the bytes match, as a bitmask of personality_at()
+ * indices in *mask (a site with a 0- or 1-byte pad is native and kvm at
+ * once).  Returns the lowest matching index, as repatch_classify, or -1.
+ */
+int repatch_classify_all(const struct pvsite *site, const uint8_t *bytes, unsigned *mask);
 
 /*
  * Map an instruction pointer to a safe one under personality `cur`: outside

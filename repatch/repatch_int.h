@@ -11,5 +11,6 @@ int repatch_fail(struct repatch_err *err, int code, long site, uint64_t addr, co
 /* The personalities, one per personality_*.c file. */
 extern const struct personality personality_native;
 extern const struct personality personality_trap;
+extern const struct personality personality_kvm;
 
 #endif

@@ -44,7 +44,10 @@ int repatch_rewrite(const struct pvsite *sites, size_t n, const struct repatch_m
 					    kind_or(s->kind));
 		if ((rc = te ? te(s, seq) : REPATCH_EUNSUPP) != 0)
 			return repatch_fail(err, rc, (long)i, s->addr,
-					    "target personality has no sequence for site",
+					    rc == REPATCH_ESPACE
+						    ? "target sequence does not fit site (too short "
+						      "or out of reach)"
+						    : "target personality has no sequence for site",
 					    kind_or(s->kind));
 	}
 	if (from == to)

@@ -134,16 +134,65 @@ static void format_orig(const struct pvsite *s, char *buf, size_t cap)
 		snprintf(buf + 2 * i, cap - 2 * i, "%02x", s->orig[i]);
 }
 
-const char *site_personality(struct elfimage *img, const struct pvsite *site)
+/* "native|kvm" for a mask. */
+static void mask_names(unsigned mask, char *buf, size_t cap)
 {
-	struct repatch_mem mem = elfimage_mem(img);
-	const uint8_t *bytes = mem.map(mem.ctx, site->addr, site->len, 0);
+	buf[0] = 0;
+	for (unsigned i = 0; personality_at(i); i++)
+		if (mask >> i & 1) {
+			size_t used = strlen(buf);
+			snprintf(buf + used, cap - used, "%s%s", used ? "|" : "", personality_at(i)->name);
+		}
+}
 
-	if (!bytes)
-		return "unmapped";
-	int idx = repatch_classify(site, bytes);
-	const struct personality *p = idx >= 0 ? personality_at((unsigned)idx) : NULL;
-	return p ? p->name : "mixed/unknown";
+long site_personality(const struct repatch_mem *mem, const struct pvsite *site, char *buf,
+		      size_t cap)
+{
+	const uint8_t *bytes = mem->map(mem->ctx, site->addr, site->len, 0);
+	unsigned mask;
+
+	if (!bytes) {
+		snprintf(buf, cap, "%s", SITE_UNMAPPED);
+		return -1;
+	}
+	if (repatch_classify_all(site, bytes, &mask) < 0) {
+		snprintf(buf, cap, "%s", SITE_FOREIGN);
+		return 0;
+	}
+	mask_names(mask, buf, cap);
+	return mask;
+}
+
+static void tally_init(struct site_tally *tl)
+{
+	memset(tl, 0, sizeof(*tl));
+	for (size_t i = 0; i < sizeof(tl->first_bad) / sizeof(tl->first_bad[0]); i++)
+		tl->first_bad[i] = -1;
+}
+
+static void tally_add(struct site_tally *tl, size_t site, long mask)
+{
+	if (mask <= 0) {
+		size_t bad = tl->foreign + tl->unmapped;
+		if (bad < sizeof(tl->first_bad) / sizeof(tl->first_bad[0]))
+			tl->first_bad[bad] = (long)site;
+		if (mask < 0)
+			tl->unmapped++;
+		else
+			tl->foreign++;
+		return;
+	}
+	for (size_t i = 0; i < tl->nheld; i++)
+		if (tl->held[i].mask == (unsigned)mask) {
+			tl->held[i].n++;
+			return;
+		}
+	/* Sequences that coincide between personalities are rare (native and
+	 * kvm on a 1-byte pad), so a handful of combinations ever appears. */
+	if (tl->nheld < TALLY_MAX) {
+		tl->held[tl->nheld].mask = (unsigned)mask;
+		tl->held[tl->nheld++].n = 1;
+	}
 }
 
 static const char *kind_name(unsigned kind)
@@ -160,10 +209,17 @@ static void count_kinds(const struct site_table *t, size_t counts[PVSITE_KIND_CO
 			counts[t->sites[i].kind]++;
 }
 
-void table_print_text(FILE *out, struct elfimage *img, const struct site_table *t)
+void table_print_text(FILE *out, const struct site_source *src, const struct site_table *t,
+		      struct site_tally *tally)
 {
-	char ops[96], flags[64], orig[2 * PVSITES_ORIG_MAX + 1];
+	char ops[96], flags[64], orig[2 * PVSITES_ORIG_MAX + 1], pers[96];
 	size_t counts[PVSITE_KIND_COUNT];
+	struct site_tally local;
+	struct site_tally *tl = tally ? tally : &local;
+
+	tally_init(tl);
+	if (strcmp(src->kind, "image") != 0)
+		fprintf(out, "# personalities read from %s %s\n", src->kind, src->path);
 
 	if (t->n)
 		fprintf(out, "%-18s  %-11s %3s %4s  %-14s %-24s %-30s %s\n", "ADDRESS", "KIND", "LEN",
@@ -173,9 +229,10 @@ void table_print_text(FILE *out, struct elfimage *img, const struct site_table *
 		format_operands(s, ops, sizeof(ops));
 		format_flags(s, flags, sizeof(flags), ",");
 		format_orig(s, orig, sizeof(orig));
+		tally_add(tl, i, site_personality(&src->mem, s, pers, sizeof(pers)));
 		fprintf(out, "%#-18llx  %-11s %3u %4u  %-14s %-24s %-30s %s\n",
 			(unsigned long long)s->addr, kind_name(s->kind), s->len, s->orig_len,
-			flags[0] ? flags : "-", ops, orig, site_personality(img, s));
+			flags[0] ? flags : "-", ops, orig, pers);
 	}
 	count_kinds(t, counts);
 	fprintf(out, "%zu site%s", t->n, t->n == 1 ? "" : "s");
@@ -185,6 +242,19 @@ void table_print_text(FILE *out, struct elfimage *img, const struct site_table *
 			fprintf(out, "%s%s %zu", sep, kind_name(k), counts[k]);
 			sep = ", ";
 		}
+	fputs("\npersonalities", out);
+	sep = ": ";
+	for (size_t i = 0; i < tl->nheld; i++) {
+		mask_names(tl->held[i].mask, pers, sizeof(pers));
+		fprintf(out, "%s%s %zu", sep, pers, tl->held[i].n);
+		sep = ", ";
+	}
+	if (tl->foreign)
+		fprintf(out, "%s%s %zu", sep, SITE_FOREIGN, tl->foreign), sep = ", ";
+	if (tl->unmapped)
+		fprintf(out, "%s%s %zu", sep, SITE_UNMAPPED, tl->unmapped), sep = ", ";
+	if (!t->n)
+		fputs(": -", out);
 	fputc('\n', out);
 }
 
@@ -210,9 +280,10 @@ void print_json_string(FILE *out, const char *s)
 	fputc('"', out);
 }
 
-static void print_json_site(FILE *out, struct elfimage *img, size_t i, const struct pvsite *s)
+static void print_json_site(FILE *out, const struct site_source *src, struct site_tally *tl,
+			    size_t i, const struct pvsite *s)
 {
-	char ops[96], flags[96], orig[2 * PVSITES_ORIG_MAX + 1];
+	char ops[96], flags[96], orig[2 * PVSITES_ORIG_MAX + 1], pers[96];
 	const char *r = reg_name(s);
 
 	format_operands(s, ops, sizeof(ops));
@@ -231,20 +302,30 @@ static void print_json_site(FILE *out, struct elfimage *img, size_t i, const str
 	fprintf(out, ", \"aux\": %u, \"width\": %u, \"operands\": ", s->aux, s->width);
 	print_json_string(out, ops);
 	fprintf(out, ", \"orig\": \"%s\", \"personality\": ", orig);
-	print_json_string(out, site_personality(img, s));
+	tally_add(tl, i, site_personality(&src->mem, s, pers, sizeof(pers)));
+	print_json_string(out, pers);
 	fputc('}', out);
 }
 
-void table_print_json(FILE *out, struct elfimage *img, const struct site_table *t)
+void table_print_json(FILE *out, const struct site_source *src, const struct site_table *t,
+		      struct site_tally *tally)
 {
 	size_t counts[PVSITE_KIND_COUNT];
+	struct site_tally local;
+	struct site_tally *tl = tally ? tally : &local;
+	char pers[96];
 
+	tally_init(tl);
 	fputs("{\n  \"image\": ", out);
-	print_json_string(out, img->path);
+	print_json_string(out, src->image);
+	fputs(",\n  \"source\": ", out);
+	print_json_string(out, src->kind);
+	fputs(", \"source_path\": ", out);
+	print_json_string(out, src->path);
 	fprintf(out, ",\n  \"table_addr\": \"%#llx\",\n  \"sites\": [", (unsigned long long)t->addr);
 	for (size_t i = 0; i < t->n; i++) {
 		fputs(i ? ",\n" : "\n", out);
-		print_json_site(out, img, i, &t->sites[i]);
+		print_json_site(out, src, tl, i, &t->sites[i]);
 	}
 	fprintf(out, "%s],\n  \"count\": %zu,\n  \"kinds\": {", t->n ? "\n  " : "", t->n);
 	count_kinds(t, counts);
@@ -256,5 +337,18 @@ void table_print_json(FILE *out, struct elfimage *img, const struct site_table *
 			fprintf(out, ": %zu", counts[k]);
 			sep = ", ";
 		}
+	fputs("},\n  \"personalities\": {", out);
+	sep = "";
+	for (size_t i = 0; i < tl->nheld; i++) {
+		mask_names(tl->held[i].mask, pers, sizeof(pers));
+		fputs(sep, out);
+		print_json_string(out, pers);
+		fprintf(out, ": %zu", tl->held[i].n);
+		sep = ", ";
+	}
+	if (tl->foreign)
+		fprintf(out, "%s\"%s\": %zu", sep, SITE_FOREIGN, tl->foreign), sep = ", ";
+	if (tl->unmapped)
+		fprintf(out, "%s\"%s\": %zu", sep, SITE_UNMAPPED, tl->unmapped);
 	fputs("}\n}\n", out);
 }
