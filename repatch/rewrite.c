@@ -60,6 +60,20 @@ int repatch_rewrite(const struct pvsite *sites, size_t n, const struct repatch_m
 	return 0;
 }
 
+/*
+ * Whether `cur` keeps the site's original instruction at its start (native
+ * always; kvm for the kinds hardware virtualization runs in the guest):
+ * then only NOPs follow it and an IP after the instruction may skip them.
+ */
+static int keeps_original(const struct personality *cur, const struct pvsite *s)
+{
+	uint8_t seq[PVSITES_LEN_MAX];
+
+	if (cur == &personality_native)
+		return 1;
+	return personality_emit(cur, s, seq) == 0 && pv_same(seq, s->orig, s->orig_len);
+}
+
 int repatch_safe_ip(const struct pvsite *sites, size_t n, const struct personality *cur,
 		    uint64_t ip, uint64_t *safe, struct repatch_err *err)
 {
@@ -70,7 +84,7 @@ int repatch_safe_ip(const struct pvsite *sites, size_t n, const struct personali
 		return 0;
 	}
 	const struct pvsite *s = &sites[i];
-	if (cur != &personality_native)
+	if (!keeps_original(cur, s))
 		return repatch_fail(err, REPATCH_EUNSAFE, i, s->addr,
 				    "instruction pointer inside a non-native sequence", cur->name);
 	if (ip < s->addr + s->orig_len)
@@ -84,5 +98,7 @@ int repatch_safe_ip(const struct pvsite *sites, size_t n, const struct personali
 int repatch_in_nonnative(const struct pvsite *sites, size_t n, const struct personality *cur,
 			 uint64_t addr)
 {
-	return cur != &personality_native && pvsites_lookup(sites, n, addr) >= 0;
+	long i = pvsites_lookup(sites, n, addr);
+
+	return i >= 0 && !keeps_original(cur, &sites[i]);
 }

@@ -224,6 +224,15 @@ static void test_safe_ip(void)
 	      "outside every site is safe");
 	CHECK(repatch_in_nonnative(s, k, trap, cr3 + 2) && !repatch_in_nonnative(s, k, nat, cr3 + 2),
 	      "in_nonnative");
+	/* kvm keeps mov-to-cr as it is (NOP pad after it) but calls the runtime for out */
+	const struct personality *kvm = personality_find("kvm");
+	uint64_t out = s[5].addr;
+	CHECK(kvm && repatch_safe_ip(s, k, kvm, cr3 + 5, &ip, &e) == 0 && ip == cr3 + 24,
+	      "kvm: pad after a kept instruction moves to the site end");
+	CHECK(kvm && repatch_safe_ip(s, k, kvm, out + 5, &ip, &e) < 0,
+	      "kvm: inside a runtime call sequence is not safe");
+	CHECK(kvm && !repatch_in_nonnative(s, k, kvm, cr3 + 5) && repatch_in_nonnative(s, k, kvm, out + 5),
+	      "kvm: in_nonnative only for call sequences");
 }
 
 static void test_names(void)
