@@ -1,4 +1,4 @@
-/* arch.h: the guest's only inline assembly: every sensitive x86-64 instruction it uses, one helper each */
+/* arch.h: the guest's inline assembly helpers: every sensitive x86-64 instruction it uses, one helper each */
 #ifndef GUEST_ARCH_H
 #define GUEST_ARCH_H
 
@@ -6,7 +6,9 @@
 
 /*
  * Every helper is a plain instruction in inline asm, so the annotating
- * assembler sees each inlined copy and makes it a site.  Nothing here is
+ * assembler sees each inlined copy and makes it a site.  (The self-test's
+ * probes that need several instructions in one asm statement, such as an
+ * iretq frame or a popf of DF, live in selftest*.c.)  Nothing here is
  * clever on purpose: the point of the guest is that these instructions
  * appear in ordinary compiler output, many times, in many functions.
  */
@@ -135,6 +137,15 @@ static inline void lidt(const struct desc_ptr *p) { __asm__ volatile("lidt %0" :
 static inline void ltr(uint16_t sel) { __asm__ volatile("ltr %0" ::"r"(sel) : "memory"); }
 
 static inline void sgdt(struct desc_ptr *p) { __asm__ volatile("sgdt %0" : "=m"(*p)); }
+static inline void sidt(struct desc_ptr *p) { __asm__ volatile("sidt %0" : "=m"(*p)); }
+static inline void lldt(uint16_t sel) { __asm__ volatile("lldt %0" ::"r"(sel) : "memory"); }
+
+static inline uint16_t sldt(void)
+{
+	uint16_t sel;
+	__asm__ volatile("sldt %0" : "=r"(sel));
+	return sel;
+}
 
 static inline uint16_t str(void)
 {
@@ -172,10 +183,56 @@ static inline uint16_t read_cs(void)
 
 static inline void invlpg(const void *va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
 
+/* INVPCID type 2: every PCID, global pages included (no PCID needed in CR4). */
+static inline void invpcid_all(void)
+{
+	struct { uint64_t pcid, addr; } desc = {0, 0};
+	__asm__ volatile("invpcid %0, %1" ::"m"(desc), "r"(2ull) : "memory");
+}
+
+static inline void wbinvd(void) { __asm__ volatile("wbinvd" ::: "memory"); }
+
+/* The machine status word: CR0's low 16 bits (smsw reads, lmsw sets PE MP EM TS, clts clears TS). */
+static inline uint16_t smsw(void)
+{
+	uint16_t v;
+	__asm__ volatile("smsw %0" : "=r"(v));
+	return v;
+}
+
+static inline void lmsw(uint16_t v) { __asm__ volatile("lmsw %0" ::"r"(v) : "memory"); }
+static inline void clts(void) { __asm__ volatile("clts" ::: "memory"); }
+
+static inline uint64_t read_dr0(void)
+{
+	uint64_t v;
+	__asm__ volatile("movq %%dr0, %0" : "=r"(v));
+	return v;
+}
+
+static inline void write_dr0(uint64_t v) { __asm__ volatile("movq %0, %%dr0" ::"r"(v)); }
+
+static inline uint64_t read_dr7(void)
+{
+	uint64_t v;
+	__asm__ volatile("movq %%dr7, %0" : "=r"(v));
+	return v;
+}
+
+static inline void write_dr7(uint64_t v) { __asm__ volatile("movq %0, %%dr7" ::"r"(v)); }
+
 static inline uint64_t rdtsc(void)
 {
 	uint32_t lo, hi;
 	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
+/* rdtscp: the TSC and IA32_TSC_AUX (in *aux). */
+static inline uint64_t rdtscp(uint32_t *aux)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtscp" : "=a"(lo), "=d"(hi), "=c"(*aux));
 	return (uint64_t)hi << 32 | lo;
 }
 
@@ -184,7 +241,19 @@ static inline void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c, u
 	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
 }
 
+static inline void cpuid_sub(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b, uint32_t *c,
+			     uint32_t *d)
+{
+	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
+}
+
 static inline void swapgs(void) { __asm__ volatile("swapgs" ::: "memory"); }
+
+/* XCR0 and friends (needs CR4.OSXSAVE). */
+static inline void xsetbv(uint32_t xcr, uint64_t v)
+{
+	__asm__ volatile("xsetbv" ::"c"(xcr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
+}
 
 /* MSRs the guest programs. */
 #define MSR_EFER	   0xc0000080u
@@ -196,5 +265,13 @@ static inline void swapgs(void) { __asm__ volatile("swapgs" ::: "memory"); }
 #define EFER_SCE	   0x001u
 #define EFER_LME	   0x100u
 #define EFER_LMA	   0x400u
+#define MSR_TSC_AUX	   0xc0000103u
+
+#define CR0_PE	   0x00000001u
+#define CR0_TS	   0x00000008u
+#define CR0_PG	   0x80000000u
+#define CR4_TSD	   0x00000004u
+#define CR4_PAE	   0x00000020u
+#define CR4_OSXSAVE 0x00040000u
 
 #endif

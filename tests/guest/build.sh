@@ -16,7 +16,8 @@ ldflags="-nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=0x10
  -Wl,-T,$here/guest.ld"
 
 objs=
-for src in boot.S entry.S console.c cpu.c irq.c mm.c pci.c dp83820.c smp.c kernel.c user.c; do
+for src in boot.S entry.S console.c cpu.c irq.c mm.c pci.c dp83820.c smp.c kernel.c selftest.c \
+	selftest_sys.c selftest_io.c user.c; do
 	obj=$out/${src%.*}.o
 	# shellcheck disable=SC2086
 	$cc $cflags -c "$here/$src" -o "$obj"

@@ -124,9 +124,15 @@ static void out_num(struct out *o, unsigned long long v, unsigned base, int neg,
 /* Enough of printf for this kernel: %s %c %d %u %x %p, 0 and width, l/ll/z. */
 void kprintf(const char *fmt, ...)
 {
-	struct out o = {.n = 0};
 	va_list ap;
 	va_start(ap, fmt);
+	kvprintf(fmt, ap);
+	va_end(ap);
+}
+
+void kvprintf(const char *fmt, va_list ap)
+{
+	struct out o = {.n = 0};
 	for (const char *p = fmt; *p; p++) {
 		if (*p != '%') {
 			out_c(&o, *p);
@@ -185,6 +191,5 @@ void kprintf(const char *fmt, ...)
 				out_c(&o, *p);
 		}
 	}
-	va_end(ap);
 	console_write(o.buf, o.n);
 }

@@ -133,6 +133,19 @@ void cpu_init(unsigned cpu)
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE);
 }
 
+/*
+ * selftest=1 (ltr/str): load TR again.  ltr refuses a busy TSS, and the
+ * first ltr left ours busy, so mark it available first; ltr marks it busy
+ * again, which is what the caller checks (the type it returns).
+ */
+unsigned cpu_reload_tr(void)
+{
+	uint64_t *d = &gdt[this_cpu()->cpu][GDT_TSS];
+	*d &= ~(0x2ull << 40); /* type 0xb (busy) -> 0x9 (available) */
+	ltr(TSS_SEL);
+	return (unsigned)(*(volatile uint64_t *)d >> 40) & 0xf;
+}
+
 /* One line about the CPU we run on; the values differ by host, so it is informational. */
 void cpu_report(void)
 {
@@ -220,7 +233,7 @@ void trap(struct trapframe *tf)
 		irq_dispatch((unsigned)(tf->vector - IRQ_BASE), tf);
 		return;
 	}
-	if (syscall_unswitched(tf))
+	if (selftest_trap(tf) || syscall_unswitched(tf))
 		return;
 	const char *name = tf->vector < 32 && exc_names[tf->vector] ? exc_names[tf->vector] : "?";
 	kprintf("exception: vector=%lu (%s) rip=0x%lx err=0x%lx cs=0x%lx rflags=0x%lx rsp=0x%lx "

@@ -2,6 +2,7 @@
 #ifndef GUEST_H
 #define GUEST_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,6 +80,7 @@ void console_init(void);
 void console_putc(char c);
 void console_write(const char *s, size_t n);
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kvprintf(const char *fmt, va_list ap);
 void *kmemset(void *d, int c, size_t n);
 void *kmemcpy(void *d, const void *s, size_t n);
 int kmemcmp(const void *a, const void *b, size_t n);
@@ -93,6 +95,7 @@ void poweroff(int code) __attribute__((noreturn));
 void panic(const char *what) __attribute__((noreturn));
 void enter_user(uint64_t rip, uint64_t rsp) __attribute__((noreturn));
 void trap(struct trapframe *tf);
+unsigned cpu_reload_tr(void); /* selftest: ltr again; returns the TSS type it left (0xb: busy) */
 
 /* irq.c */
 void pic_init(void);
@@ -101,6 +104,7 @@ void pit_init(unsigned hz);
 void irq_dispatch(unsigned irq, struct trapframe *tf);
 typedef void (*irq_handler)(void);
 void irq_register(unsigned irq, irq_handler h);
+void irqlog_report(void); /* irqlog=1: where kernel-mode interrupts landed */
 #define TIMER_HZ 100
 
 /* mm.c */
@@ -121,6 +125,11 @@ void pci_scan(void);
 void dp83820_attach(unsigned bus, unsigned dev, unsigned fn);
 void dp83820_poll(void);
 void dp83820_report(void);
+void dp83820_selftest(void); /* selftest=1: the mmio-read/mmio-write check */
+
+/* selftest.c (selftest=1) */
+unsigned selftest_run(void);             /* one line per site kind; returns how many failed */
+int selftest_trap(struct trapframe *tf); /* a fault a check provoked: 1 if it was handled */
 
 /* smp.c */
 extern unsigned ncpus;

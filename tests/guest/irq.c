@@ -75,9 +75,44 @@ static int in_service(unsigned irq)
 	return inb(cmd) & (1u << (irq & 7));
 }
 
+/*
+ * Where interrupts taken in kernel mode landed (RIP of the interrupted
+ * frame): the first IRQLOG_MAX distinct addresses and a count of all.  A
+ * runtime that delivers virtual interrupts only at site boundaries must
+ * show only site ends here; natively they land wherever IF was 1.  Only
+ * the boot CPU takes interrupts, so plain variables do.
+ */
+#define IRQLOG_MAX 64
+static uint64_t irqlog_rip[IRQLOG_MAX];
+static unsigned irqlog_distinct;
+static uint64_t irqlog_kernel, irqlog_unkept;
+
+static void irqlog_note(uint64_t rip)
+{
+	irqlog_kernel++;
+	for (unsigned i = 0; i < irqlog_distinct; i++)
+		if (irqlog_rip[i] == rip)
+			return;
+	if (irqlog_distinct < IRQLOG_MAX)
+		irqlog_rip[irqlog_distinct++] = rip;
+	else
+		irqlog_unkept++;
+}
+
+void irqlog_report(void)
+{
+	uint64_t f = irq_save(); /* a consistent snapshot: no interrupt adds to it meanwhile */
+	for (unsigned i = 0; i < irqlog_distinct; i++)
+		kprintf("irqlog: rip=0x%lx\n", irqlog_rip[i]);
+	kprintf("irqlog: %lu kernel-mode interrupts, %u distinct%s\n", irqlog_kernel, irqlog_distinct,
+		irqlog_unkept ? " (more not kept)" : "");
+	irq_restore(f);
+}
+
 void irq_dispatch(unsigned irq, struct trapframe *tf)
 {
-	(void)tf;
+	if (!(tf->cs & 3))
+		irqlog_note(tf->rip);
 	if ((irq == 7 || irq == 15) && !in_service(irq)) {
 		if (irq == 15)
 			outb(PIC1_CMD, PIC_EOI); /* the master did see the cascade */
