@@ -70,6 +70,40 @@ struct vm_timer_ops {
 	uint64_t (*poll)(void *opaque, uint64_t now_ns);
 };
 
+/*
+ * The parking protocol of a personality whose runtime lives inside the
+ * guest (kvm, personality_kvm_host.c).  A vCPU that left KVM_RUN inside the
+ * runtime is not at a safe point: the runtime must park it first (it
+ * publishes the guest's registers and waits in hlt).  Without these ops
+ * (native) every exit is a safe point, as before.
+ */
+struct vm_park_ops {
+	/* vm__pause begins (pause_req is set): ask the runtime to park. */
+	void (*request)(void *opaque);
+	/* vCPU (cpu) left the guest at (rip): 1 if it may stop for a pause there. */
+	int (*safe)(void *opaque, unsigned cpu, uint64_t rip);
+	/* vCPU (cpu) executed HLT at (rip): 1 if that is the runtime's park or
+	 * idle loop, which the host wakes (so neither offline nor a hang). */
+	int (*halted)(void *opaque, unsigned cpu, uint64_t rip);
+	/* A vCPU halted that way: 1 while it must stay halted, 0 once it
+	 * must go back in (the request it parked for was withdrawn, even
+	 * before its HLT ran).  Looked at after every wake. */
+	int (*waits)(void *opaque, unsigned cpu);
+	/* vm__resume: withdraw the request before the vCPUs go on. */
+	void (*release)(void *opaque);
+};
+
+/* Every return from KVM_RUN (or a backend's equivalent), by reason. */
+struct vm_exit_counts {
+	uint64_t io, mmio, hlt, window, intr, other;
+};
+
+/* A guest clock sample (vm_ops.clock): the guest's TSC next to the host's
+ * CLOCK_MONOTONIC, and the TSC's rate. */
+struct vm_clock {
+	uint64_t tsc_khz, guest_tsc, host_ns;
+};
+
 /* How the guest ended. */
 enum vm_exit_kind {
 	VM_EXIT_NONE = 0,
@@ -98,6 +132,10 @@ struct vm_ops {
 	int (*dirty_start)(struct vm *vm);
 	int (*dirty_fetch)(struct vm *vm, uint64_t *bitmap); /* OR into bitmap */
 	int (*dirty_stop)(struct vm *vm);
+	/* Back the runtime window (vm->window) with its own memory slot. */
+	int (*map_window)(struct vm *vm);
+	/* Sample the guest clock (vCPU 0's TSC) against the host's. */
+	int (*clock)(struct vm *vm, struct vm_clock *c);
 	/* Optional: every vCPU is outside the guest at a vm__pause; undo
 	 * anything the backend keeps in guest memory that must not be seen
 	 * from outside (RAM copies, migration). */
@@ -143,10 +181,27 @@ struct vm {
 	enum vm_exit_kind exit_kind;
 	int exit_status;
 	void *platform; /* platform_pc.c's devices, torn down by vm__destroy */
+
+	/* The runtime window (runtime/include/rt_abi.h): RT_WINDOW_SIZE bytes
+	 * of host memory behind their own memory slot at RT_WINDOW_BASE while
+	 * a personality with an in-guest runtime runs (kvm); NULL otherwise.
+	 * Not RAM: never in vm__gpa, the dirty log or a RAM copy. */
+	uint8_t *window;
+	void *rt; /* personality_kvm_host.c's channel state, torn down by vm__destroy */
+	const struct vm_park_ops *park;
+	void *park_opaque;
+	/* Where each vCPU last left the guest while a pause waited for it to
+	 * park (for the error when it never does). */
+	uint64_t park_rip[VM_MAX_VCPUS];
+	struct vm_exit_counts exits; /* atomic adds */
 	char err[256];
 };
 
 #define VM_MAX_RAM (3ull << 30) /* one slot below the 32-bit PCI hole */
+/* How long vm__pause waits for a runtime to park every vCPU: ring 0 is
+ * emulated on this host (~1 us per instruction) and a runtime that is
+ * rewriting a large table at boot parks only when it is done. */
+#define VM_PARK_TIMEOUT_NS (10ull * 1000000000u)
 
 /* Guest-visible platform ports (see docs/KVM-HOST.md). */
 #define VM_PORT_EXIT 0x501     /* outb v: power off, exit status v */
@@ -175,6 +230,14 @@ struct vm *vm__create(const struct vm_ops *ops, uint64_t mem_size, unsigned nr_v
 void vm__destroy(struct vm *vm);
 /* Host pointer for [gpa, gpa+len), NULL if not all of it is RAM. */
 void *vm__gpa(struct vm *vm, uint64_t gpa, uint64_t len);
+/* Create the runtime window (zeroed) and its memory slot; RAM must end
+ * at or below RT_WINDOW_BASE.  Before vm__run. */
+int vm__window_create(struct vm *vm);
+/* Host pointer for [gpa, gpa+len) inside the window, NULL if not all of it is. */
+void *vm__window(struct vm *vm, uint64_t gpa, uint64_t len);
+/* RAM or window: for the backend's own reads of guest structures (page
+ * tables, IDTs, stacks), which under kvm may live in the window. */
+void *vm__guest_ptr(struct vm *vm, uint64_t gpa, uint64_t len);
 /* Copy into guest RAM, marking the pages dirty for tracking. */
 int vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
 void vm__mark_dirty(struct vm *vm, uint64_t gpa, uint64_t len);
@@ -229,9 +292,27 @@ uint64_t vm__poll_devices(struct vm *vm, int *irq_pending);
 /* INTA: vector of the pending interrupt, -1 if none.  Device lock taken. */
 int vm__ack_irq(struct vm *vm);
 void vm__vcpu_exited(struct vm *vm); /* thread leaves for good */
+/* The parking protocol (struct vm_park_ops).  safe: vCPU (cpu) left the
+ * guest at (rip); may it stop for the pause?  1 without ops and once the
+ * VM is ending.  hlt_parked: its HLT at (rip) is a park (0 without ops).
+ * park_waits: a vCPU halted by a park must stay halted. */
+int vm__vcpu_safe(struct vm *vm, unsigned cpu, uint64_t rip);
+int vm__vcpu_hlt_parked(struct vm *vm, unsigned cpu, uint64_t rip);
+int vm__vcpu_park_waits(struct vm *vm, unsigned cpu);
+void vm__set_park_ops(struct vm *vm, const struct vm_park_ops *ops, void *opaque);
+uint64_t vm__exit_total(const struct vm *vm);
 
 /* boot_multiboot.c, boot_linux.c: loaders; they leave vCPU 0 ready to run */
 int vm__load_multiboot(struct vm *vm, const char *path, const char *cmdline);
+/* The Multiboot loader's work without touching a vCPU: image, info block,
+ * memory map and command line in RAM; the entry state it would set. */
+struct vm_multiboot {
+	uint32_t entry; /* 32-bit physical entry */
+	uint32_t mbi;   /* EBX at entry: the info block */
+	uint32_t esp;   /* the courtesy stack */
+};
+int vm__place_multiboot(struct vm *vm, const char *path, const char *cmdline,
+			struct vm_multiboot *mb);
 int vm__load_linux(struct vm *vm, const char *kernel, const char *initrd, const char *cmdline);
 
 /*
@@ -241,6 +322,9 @@ int vm__load_linux(struct vm *vm, const char *kernel, const char *initrd, const 
  * optionally a DP83820 on PCI slot 3 behind a host network backend.
  */
 int vm__platform_init(struct vm *vm, int console_fd);
+/* The same PC for a guest whose runtime holds the device models (kvm):
+ * only the host's own ports (power-off, AP doorbell) trap. */
+int vm__platform_init_ports(struct vm *vm);
 /* Feed COM1 from (fd) (non-blocking reads; EOF stops input).  Before vm__run. */
 void vm__platform_console_input(struct vm *vm, int fd);
 /* Attach the DP83820; (spec) "socket:PATH" or "tap:IFNAME".  Before vm__run. */
@@ -278,5 +362,8 @@ int vm__platform_nic_hold_frame(struct vm *vm, const uint8_t *frame, size_t len)
  */
 int vm__platform_nic_move_backend(struct vm *dst, struct vm *src);
 void vm__platform_destroy(struct vm *vm); /* vm__destroy calls it */
+
+/* personality_kvm.h: the host half of the kvm personality (vm->rt). */
+void vm__kvm_host_destroy(struct vm *vm); /* vm__destroy calls it */
 
 #endif

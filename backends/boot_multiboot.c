@@ -7,6 +7,7 @@
 
 #include "backend.h"
 #include "boot_util.h"
+#include "rt_abi.h"
 
 /*
  * The same image must boot under `qemu-system-x86_64 -kernel IMAGE`, so we
@@ -22,6 +23,12 @@
  *   0x8000          struct multiboot_info
  *   0x8100          memory map
  *   0x8400..0x9bff  command line
+ *
+ * The memory map reports the runtime window (rt_abi.h) as reserved under
+ * every personality, so a guest booted `native` can later have a runtime
+ * installed beneath it; RAM never overlaps it.  A native guest with more
+ * RAM than fits below the window keeps its one RAM range and gets no
+ * window entry (it can never run under a runtime).
  */
 #define MB_MAGIC 0x1BADB002u
 #define MB_BOOT_MAGIC 0x2BADB002u
@@ -171,16 +178,17 @@ static const struct mb_header *mb_find(const struct boot_file *f, size_t *hoff)
 static int mb_info(struct vm *vm, const char *cmdline)
 {
 	uint8_t info[120];
-	uint8_t mmap[4 * 24];
+	uint8_t mmap[5 * 24];
 	size_t len = strlen(cmdline) + 1;
 	uint64_t upper = vm->mem_size - 0x100000;
-	struct { uint64_t base, len; uint32_t type; } map[4] = {
+	struct { uint64_t base, len; uint32_t type; } map[5] = {
 		{ 0, 0x9fc00, 1 },
 		{ 0x9fc00, 0x400, 2 },
 		{ 0xf0000, 0x10000, 2 },
 		{ 0x100000, upper, 1 },
+		{ RT_WINDOW_BASE, RT_WINDOW_SIZE, 2 },
 	};
-	unsigned i;
+	unsigned i, n = vm->mem_size <= RT_WINDOW_BASE ? 5 : 4;
 
 	if (len > LOW_END - CMDLINE_ADDR)
 		return vm__fail(vm, "guest command line longer than %u bytes",
@@ -190,9 +198,9 @@ static int mb_info(struct vm *vm, const char *cmdline)
 	boot_put32(info + 4, 639);
 	boot_put32(info + 8, (uint32_t)(upper / 1024 > UINT32_MAX ? UINT32_MAX : upper / 1024));
 	boot_put32(info + 16, CMDLINE_ADDR);
-	boot_put32(info + 44, sizeof mmap);
+	boot_put32(info + 44, n * 24);
 	boot_put32(info + 48, MMAP_ADDR);
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < n; i++) {
 		/* Each entry: size (of the rest, 20), base, length, type. */
 		boot_put32(mmap + i * 24, 20);
 		boot_put64(mmap + i * 24 + 4, map[i].base);
@@ -200,17 +208,17 @@ static int mb_info(struct vm *vm, const char *cmdline)
 		boot_put32(mmap + i * 24 + 20, map[i].type);
 	}
 	if (vm__write(vm, INFO_ADDR, info, sizeof info) < 0 ||
-	    vm__write(vm, MMAP_ADDR, mmap, sizeof mmap) < 0 ||
+	    vm__write(vm, MMAP_ADDR, mmap, n * 24) < 0 ||
 	    vm__write(vm, CMDLINE_ADDR, cmdline, len) < 0)
 		return -1;
 	return 0;
 }
 
-int vm__load_multiboot(struct vm *vm, const char *path, const char *cmdline)
+int vm__place_multiboot(struct vm *vm, const char *path, const char *cmdline,
+			struct vm_multiboot *mb)
 {
 	struct boot_file f;
 	const struct mb_header *h;
-	struct vm_vcpu_state st;
 	uint32_t entry = 0;
 	size_t hoff = 0;
 	int rc;
@@ -227,10 +235,23 @@ int vm__load_multiboot(struct vm *vm, const char *path, const char *cmdline)
 	boot_file_free(&f);
 	if (rc < 0 || mb_info(vm, cmdline) < 0)
 		return -1;
-	if (vm->ops->reset_vcpu32(vm, 0, entry, LOW_BASE + 0xff0) < 0 ||
+	mb->entry = entry;
+	mb->mbi = INFO_ADDR;
+	mb->esp = LOW_BASE + 0xff0;
+	return 0;
+}
+
+int vm__load_multiboot(struct vm *vm, const char *path, const char *cmdline)
+{
+	struct vm_multiboot mb;
+	struct vm_vcpu_state st;
+
+	if (vm__place_multiboot(vm, path, cmdline, &mb) < 0)
+		return -1;
+	if (vm->ops->reset_vcpu32(vm, 0, mb.entry, mb.esp) < 0 ||
 	    vm__get_vcpu_state(vm, 0, &st) < 0)
 		return -1;
 	st.gpr[VM_RAX] = MB_BOOT_MAGIC;
-	st.gpr[VM_RBX] = INFO_ADDR;
+	st.gpr[VM_RBX] = mb.mbi;
 	return vm__set_vcpu_state(vm, 0, &st);
 }

@@ -49,7 +49,7 @@ static void ap_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 
 static const struct vm_io_ops ap_ops = { ap_read, ap_write };
 
-int vm__platform_init(struct vm *vm, int console_fd)
+static int ports_init(struct vm *vm, int console_fd)
 {
 	struct platform *p = calloc(1, sizeof *p);
 
@@ -62,7 +62,22 @@ int vm__platform_init(struct vm *vm, int console_fd)
 	if (vm__register_pio(vm, VM_PORT_EXIT, 1, &exit_ops, p) < 0 ||
 	    vm__register_pio(vm, VM_PORT_AP_START, 4, &ap_ops, p) < 0)
 		return -1;
-	return platform_devices__init(p);
+	return 0;
+}
+
+int vm__platform_init(struct vm *vm, int console_fd)
+{
+	if (ports_init(vm, console_fd) < 0)
+		return -1;
+	return platform_devices__init(platform_of(vm));
+}
+
+/* Under kvm the PIC, PIT, UART, PCI and the NIC are the runtime's, inside
+ * the guest: registering them here too would answer ports the runtime
+ * forwards to the host, with a second, diverging copy of their state. */
+int vm__platform_init_ports(struct vm *vm)
+{
+	return ports_init(vm, -1);
 }
 
 void vm__platform_console_input(struct vm *vm, int fd)
@@ -78,7 +93,8 @@ void vm__platform_devset(struct vm *vm, struct devset *set)
 	struct platform *p = platform_of(vm);
 
 	memset(set, 0, sizeof *set);
-	if (!p)
+	/* env.ctx is set when the models were wired (not under a runtime) */
+	if (!p || !p->env.ctx)
 		return;
 	set->pic = &p->pic;
 	set->pit = &p->pit;

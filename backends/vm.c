@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "rt_abi.h"
 
 int vm__fail(struct vm *vm, const char *fmt, ...)
 {
@@ -86,10 +87,14 @@ void vm__destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
-	/* The platform first: its threads may still touch the NIC, and so RAM. */
+	/* The platform first: its threads may still touch the NIC, and so RAM;
+	 * the runtime's channel threads touch the window. */
 	vm__platform_destroy(vm);
+	vm__kvm_host_destroy(vm);
 	vm->ops->destroy(vm);
 	munmap(vm->mem, vm->mem_size);
+	if (vm->window)
+		munmap(vm->window, RT_WINDOW_SIZE);
 	free(vm->host_dirty);
 	pthread_cond_destroy(&vm->run_cond);
 	pthread_mutex_destroy(&vm->run_lock);
@@ -103,6 +108,48 @@ void *vm__gpa(struct vm *vm, uint64_t gpa, uint64_t len)
 	if (gpa > vm->mem_size || len > vm->mem_size - gpa)
 		return NULL;
 	return vm->mem + gpa;
+}
+
+int vm__window_create(struct vm *vm)
+{
+	void *w;
+
+	if (vm->window)
+		return vm__fail(vm, "the runtime window exists already");
+	/* The window must not shadow RAM: the guest maps both identity. */
+	if (vm->mem_size > RT_WINDOW_BASE)
+		return vm__fail(vm, "guest RAM (%llu MiB) must end at or below the runtime window "
+				"at %#llx (%llu MiB)",
+				(unsigned long long)(vm->mem_size >> 20),
+				(unsigned long long)RT_WINDOW_BASE,
+				(unsigned long long)(RT_WINDOW_BASE >> 20));
+	if (!vm->ops->map_window)
+		return vm__fail(vm, "the %s backend has no runtime window", vm->ops->name);
+	w = mmap(NULL, RT_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w == MAP_FAILED)
+		return vm__fail(vm, "runtime window: %s", strerror(errno));
+	vm->window = w;
+	if (vm->ops->map_window(vm) < 0) {
+		munmap(w, RT_WINDOW_SIZE);
+		vm->window = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void *vm__window(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (!vm->window || gpa < RT_WINDOW_BASE || gpa - RT_WINDOW_BASE > RT_WINDOW_SIZE ||
+	    len > RT_WINDOW_SIZE - (gpa - RT_WINDOW_BASE))
+		return NULL;
+	return vm->window + (gpa - RT_WINDOW_BASE);
+}
+
+void *vm__guest_ptr(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	void *p = vm__gpa(vm, gpa, len);
+
+	return p ? p : vm__window(vm, gpa, len);
 }
 
 size_t vm__dirty_bitmap_bytes(const struct vm *vm)
@@ -173,6 +220,10 @@ int vm__register_mmio(struct vm *vm, uint64_t base, uint64_t len,
 	/* MMIO inside RAM would never exit: KVM maps the slot. */
 	if (base < vm->mem_size)
 		return vm__fail(vm, "MMIO range %#llx lies in guest RAM", (unsigned long long)base);
+	if (vm->window && len && base < RT_WINDOW_BASE + RT_WINDOW_SIZE &&
+	    (base >= RT_WINDOW_BASE || len > RT_WINDOW_BASE - base))
+		return vm__fail(vm, "MMIO range %#llx lies in the runtime window",
+				(unsigned long long)base);
 	pthread_mutex_lock(&vm->dev_lock);
 	rc = io_register(vm, vm->mmio, &vm->nr_mmio, UINT64_MAX, base, len, ops, opaque);
 	pthread_mutex_unlock(&vm->dev_lock);

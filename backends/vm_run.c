@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "rt_abi.h"
 
 /*
  * Every vCPU thread is either inside the guest (KVM_RUN or about to enter
@@ -149,6 +150,41 @@ int vm__ack_irq(struct vm *vm)
 	return vec;
 }
 
+void vm__set_park_ops(struct vm *vm, const struct vm_park_ops *ops, void *opaque)
+{
+	vm->park = ops;
+	vm->park_opaque = opaque;
+}
+
+int vm__vcpu_safe(struct vm *vm, unsigned cpu, uint64_t rip)
+{
+	int safe;
+
+	if (!vm->park || cpu >= VM_MAX_VCPUS ||
+	    __atomic_load_n(&vm->exit_kind, __ATOMIC_ACQUIRE) != VM_EXIT_NONE)
+		return 1;
+	safe = vm->park->safe(vm->park_opaque, cpu, rip);
+	__atomic_store_n(&vm->park_rip[cpu], safe ? 0 : rip, __ATOMIC_RELAXED);
+	return safe;
+}
+
+int vm__vcpu_hlt_parked(struct vm *vm, unsigned cpu, uint64_t rip)
+{
+	return vm->park && vm->park->halted(vm->park_opaque, cpu, rip);
+}
+
+int vm__vcpu_park_waits(struct vm *vm, unsigned cpu)
+{
+	return vm->park && vm->park->waits(vm->park_opaque, cpu);
+}
+
+uint64_t vm__exit_total(const struct vm *vm)
+{
+	const struct vm_exit_counts *e = &vm->exits;
+
+	return e->io + e->mmio + e->hlt + e->window + e->intr + e->other;
+}
+
 int vm__run(struct vm *vm)
 {
 	int rc;
@@ -158,6 +194,54 @@ int vm__run(struct vm *vm)
 	rc = vm->ops->run(vm);
 	vm->running = 0;
 	return rc;
+}
+
+/*
+ * Under a runtime (vm->park) a vCPU that left the guest inside the runtime
+ * goes back in until the runtime has parked it (vm__vcpu_safe), so the
+ * wait re-kicks every PARK_KICK_NS (a vCPU running on needs another exit
+ * to be looked at again) and gives up after VM_PARK_TIMEOUT_NS.
+ */
+#define PARK_KICK_NS 2000000ull
+
+static int park_wait(struct vm *vm)
+{
+	uint64_t deadline = vm__now_ns() + VM_PARK_TIMEOUT_NS, now, next;
+	struct timespec ts;
+	unsigned i;
+
+	pthread_mutex_lock(&vm->run_lock);
+	while (vm->nr_parked < (int)vm->nr_vcpus) {
+		now = vm__now_ns();
+		if (now >= deadline && !ending(vm))
+			break;
+		next = now + PARK_KICK_NS;
+		timespec_at(&ts, next < deadline ? next : deadline);
+		pthread_cond_timedwait(&vm->run_cond, &vm->run_lock, &ts);
+		if (vm->nr_parked < (int)vm->nr_vcpus) {
+			pthread_mutex_unlock(&vm->run_lock);
+			vm->ops->kick_all(vm);
+			pthread_mutex_lock(&vm->run_lock);
+		}
+	}
+	if (vm->nr_parked >= (int)vm->nr_vcpus) {
+		pthread_mutex_unlock(&vm->run_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&vm->run_lock);
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		uint64_t rip = __atomic_load_n(&vm->park_rip[i], __ATOMIC_RELAXED);
+
+		if (rip) {
+			vm__resume(vm);
+			return vm__fail(vm, "vCPU %u did not park within %llu s (it last left the "
+					"guest at rip %#llx, inside the runtime)", i,
+					VM_PARK_TIMEOUT_NS / 1000000000u, (unsigned long long)rip);
+		}
+	}
+	vm__resume(vm);
+	return vm__fail(vm, "a vCPU did not leave the guest within %llu s",
+			VM_PARK_TIMEOUT_NS / 1000000000u);
 }
 
 int vm__pause(struct vm *vm)
@@ -170,11 +254,18 @@ int vm__pause(struct vm *vm)
 	vm->pause_req = 1;
 	pthread_cond_broadcast(&vm->run_cond);
 	pthread_mutex_unlock(&vm->run_lock);
+	if (vm->park)
+		vm->park->request(vm->park_opaque);
 	vm->ops->kick_all(vm);
-	pthread_mutex_lock(&vm->run_lock);
-	while (vm->nr_parked < (int)vm->nr_vcpus)
-		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
-	pthread_mutex_unlock(&vm->run_lock);
+	if (vm->park) {
+		if (park_wait(vm) < 0)
+			return -1;
+	} else {
+		pthread_mutex_lock(&vm->run_lock);
+		while (vm->nr_parked < (int)vm->nr_vcpus)
+			pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+		pthread_mutex_unlock(&vm->run_lock);
+	}
 	if (vm->ops->paused)
 		vm->ops->paused(vm);
 	return 0;
@@ -182,6 +273,10 @@ int vm__pause(struct vm *vm)
 
 void vm__resume(struct vm *vm)
 {
+	/* The runtime's park loop must see the request gone before the
+	 * vCPUs it parked are let back in. */
+	if (vm->park)
+		vm->park->release(vm->park_opaque);
 	pthread_mutex_lock(&vm->run_lock);
 	vm->pause_req = 0;
 	pthread_cond_broadcast(&vm->run_cond);
@@ -222,6 +317,26 @@ int vm__set_vcpu_state(struct vm *vm, unsigned cpu, const struct vm_vcpu_state *
 	return 0;
 }
 
+/*
+ * Under a runtime the real IDTR of CPU n is the runtime's per-CPU block n:
+ * that is how the runtime knows which CPU it runs on (`sidt`), and where
+ * its gates are.  Only an AP the runtime can address gets one.
+ */
+static int percpu_idt(struct vm *vm, unsigned cpu)
+{
+	static _Thread_local struct vm_vcpu_state st; /* 4 KiB of XSAVE: not on the stack */
+
+	if (cpu >= RT_MAX_CPUS)
+		return vm__fail(vm, "AP %u: the runtime has per-CPU blocks for %u CPUs", cpu,
+				RT_MAX_CPUS);
+	memset(&st, 0, sizeof st);
+	if (vm->ops->get_state(vm, cpu, &st) < 0)
+		return -1;
+	st.idt.base = RT_PERCPU_ADDR(cpu);
+	st.idt.limit = 0xfff;
+	return vm->ops->set_state(vm, cpu, &st);
+}
+
 int vm__start_ap(struct vm *vm, unsigned cpu, uint32_t entry, uint32_t stack, uint32_t flags)
 {
 	int rc;
@@ -236,6 +351,8 @@ int vm__start_ap(struct vm *vm, unsigned cpu, uint32_t entry, uint32_t stack, ui
 	/* Safe to touch its registers: a stopped AP waits outside the guest. */
 	rc = (flags & VM_AP_REAL_MODE) ? vm->ops->reset_vcpu16(vm, cpu, entry, stack)
 				       : vm->ops->reset_vcpu32(vm, cpu, entry, stack);
+	if (rc == 0 && vm->window)
+		rc = percpu_idt(vm, cpu);
 	if (rc == 0) {
 		vm->started[cpu] = 1;
 		pthread_cond_broadcast(&vm->run_cond);

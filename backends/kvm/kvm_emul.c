@@ -34,7 +34,7 @@ static void *gva_ptr(struct kvm_vcpu *v, uint64_t gva, uint64_t len)
 	t.linear_address = gva;
 	if (ioctl(v->fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
 		return NULL;
-	return vm__gpa(v->vm, t.physical_address, len);
+	return vm__guest_ptr(v->vm, t.physical_address, len);
 }
 
 static int read_gva(struct kvm_vcpu *v, uint64_t gva, void *dst, uint64_t len)

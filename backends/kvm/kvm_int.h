@@ -18,6 +18,10 @@ struct kvm_vcpu {
 	/* The guest executed HLT with IF=1 and no interrupt has come yet:
 	 * KVM without an in-kernel irqchip does not track this for us. */
 	int halted;
+	/* ... and that HLT was a runtime's park (vm__vcpu_hlt_parked): looked
+	 * at again after every wake (vm__vcpu_park_waits), since the host's
+	 * release, not an interrupt, ends it. */
+	int halted_parked;
 	/* Per-thread POSIX timer that kicks this vCPU out of KVM_RUN at the
 	 * next device deadline (the BSP only). */
 	timer_t timer;
@@ -61,6 +65,8 @@ static inline struct vm_kvm *kvm_of(struct vm *vm)
 /* kvm_vm.c */
 int kvm__ioctl_fail(struct vm *vm, const char *what);
 int kvm__set_memslot(struct vm *vm, uint32_t flags);
+int kvm__map_window(struct vm *vm);
+int kvm__clock(struct vm *vm, struct vm_clock *c);
 
 /* kvm_vcpu.c */
 int kvm_vcpu__run_all(struct vm *vm);

@@ -270,6 +270,7 @@ int kvm_vcpu__set_state(struct vm *vm, unsigned cpu, const struct vm_vcpu_state 
 	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
 		return kvm__ioctl_fail(vm, "SET_VCPU_EVENTS");
 	v->halted = st->mp_state == KVM_MP_STATE_HALTED;
+	v->halted_parked = 0;
 	return 0;
 }
 
@@ -303,6 +304,7 @@ static int reset_common(struct kvm_vcpu *v, struct kvm_sregs *s)
 	s->efer = 0;
 	s->cr3 = 0;
 	v->halted = 0;
+	v->halted_parked = 0;
 	return 0;
 }
 

@@ -25,6 +25,10 @@
  *     imm) and let the guest's handler go on.
  * A handler whose first instruction is something else is not hooked.
  *
+ * Under the kvm personality the IDT the CPU uses is the runtime's per-CPU
+ * copy in the window (rt_abi.h), not guest RAM, so every guest-physical
+ * access here goes through vm__guest_ptr (RAM or window).
+ *
  * The int3 is guest-visible memory, so it must never leave this process:
  * vm__pause (every pause, including a migration's stop) takes all hooks
  * out before anyone reads RAM, and the vCPUs put them back on their next
@@ -84,7 +88,7 @@ static int gva_to_gpa(struct vm *vm, const struct kvm_sregs *s, uint64_t gva, ui
 
 	while (level) {
 		unsigned shift = 12 + 9 * (level - 1);
-		const uint8_t *p = vm__gpa(vm, table + ((gva >> shift) & 0x1ff) * 8, 8);
+		const uint8_t *p = vm__guest_ptr(vm, table + ((gva >> shift) & 0x1ff) * 8, 8);
 
 		if (!p)
 			return -1;
@@ -114,7 +118,7 @@ static uint8_t *gva_ptr(struct vm *vm, const struct kvm_sregs *s, uint64_t gva, 
 		return NULL;
 	if (gpa_out)
 		*gpa_out = gpa;
-	return vm__gpa(vm, gpa, len);
+	return vm__guest_ptr(vm, gpa, len);
 }
 
 static int read_gva(struct vm *vm, const struct kvm_sregs *s, uint64_t gva, void *dst, uint64_t len)
@@ -197,7 +201,7 @@ static int classify(const uint8_t *code, struct sysfix_hook *h)
 /* Put the original byte back if it is still our int3 (lock held). */
 static void unhook(struct vm *vm, struct sysfix_hook *h)
 {
-	uint8_t *p = vm__gpa(vm, h->gpa, 1);
+	uint8_t *p = vm__guest_ptr(vm, h->gpa, 1);
 
 	if (h->live && p && *p == INT3) {
 		__atomic_store_n(p, h->orig, __ATOMIC_RELEASE);
@@ -284,7 +288,7 @@ static void check(struct kvm_vcpu *v)
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0 || pf_handler(v, &s, &gva) < 0)
 		return;
-	if (gva_to_gpa(vm, &s, gva, &gpa) < 0 || !(p = vm__gpa(vm, gpa, 1)))
+	if (gva_to_gpa(vm, &s, gva, &gpa) < 0 || !(p = vm__guest_ptr(vm, gpa, 1)))
 		return;
 	pthread_mutex_lock(&k->sysfix_lock);
 	old = v->sysfix_slot;

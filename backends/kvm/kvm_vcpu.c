@@ -110,7 +110,7 @@ static void stack_hints(struct kvm_vcpu *v, uint64_t rsp)
 		memset(&t, 0, sizeof t);
 		t.linear_address = rsp;
 		if ((rsp & 7) || ioctl(v->fd, KVM_TRANSLATE, &t) < 0 || !t.valid ||
-		    !(p = vm__gpa(v->vm, t.physical_address, 8)))
+		    !(p = vm__guest_ptr(v->vm, t.physical_address, 8)))
 			break;
 		memcpy(&w, p, 8);
 		if (w >> 31 != 0x1ffffffffull)
@@ -164,6 +164,58 @@ static void irq_deliver(struct kvm_vcpu *v, int pending)
 	}
 }
 
+/* RIP after an exit (an ioctl: only on the rare paths that need it). */
+static uint64_t vcpu_rip(struct kvm_vcpu *v)
+{
+	struct kvm_regs regs;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+		return 0;
+	return regs.rip;
+}
+
+/* KVM_RUN, counting its return by reason for --stats. */
+static int vcpu_enter(struct kvm_vcpu *v)
+{
+	struct vm_exit_counts *e = &v->vm->exits;
+	uint64_t *n;
+	int rc = ioctl(v->fd, KVM_RUN, 0);
+
+	if (rc < 0) {
+		n = (errno == EINTR || errno == EAGAIN) ? &e->intr : &e->other;
+	} else {
+		switch (v->run->exit_reason) {
+		case KVM_EXIT_IO: n = &e->io; break;
+		case KVM_EXIT_MMIO: n = &e->mmio; break;
+		case KVM_EXIT_HLT: n = &e->hlt; break;
+		case KVM_EXIT_IRQ_WINDOW_OPEN: n = &e->window; break;
+		case KVM_EXIT_INTR: n = &e->intr; break;
+		default: n = &e->other; break;
+		}
+	}
+	__atomic_fetch_add(n, 1, __ATOMIC_RELAXED);
+	return rc;
+}
+
+/*
+ * HLT inside a runtime's park or idle loop (vm__vcpu_hlt_parked): the vCPU
+ * waits for the host (an upcall, the end of a pause), whatever IF is and
+ * whichever CPU it is, so it is neither a hang nor an AP going offline.
+ */
+static int hlt_parked(struct kvm_vcpu *v)
+{
+	uint64_t rip;
+
+	if (!v->vm->park)
+		return 0;
+	rip = vcpu_rip(v);
+	if (!vm__vcpu_hlt_parked(v->vm, v->id, rip))
+		return 0;
+	v->halted = 1;
+	v->halted_parked = 1;
+	return 1;
+}
+
 static int exit_handle(struct kvm_vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -184,6 +236,8 @@ static int exit_handle(struct kvm_vcpu *v)
 			 run->mmio.data);
 		return 0;
 	case KVM_EXIT_HLT:
+		if (hlt_parked(v))
+			return 0;
 		if (v->id != 0) {
 			/* No IPIs without a LAPIC: a halted AP is offline
 			 * until the doorbell starts it again. */
@@ -231,8 +285,20 @@ static int exit_handle(struct kvm_vcpu *v)
 static void io_complete(struct kvm_vcpu *v)
 {
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
-	ioctl(v->fd, KVM_RUN, 0);
+	vcpu_enter(v);
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
+}
+
+/* After io_complete: may this vCPU stop for a pause here?  Under a runtime
+ * one that left the guest inside it goes back in until it is parked. */
+static int at_safe_point(struct kvm_vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	if (!vm->park || v->halted ||
+	    (v->id != 0 && !__atomic_load_n(&vm->started[v->id], __ATOMIC_ACQUIRE)))
+		return 1;
+	return vm__vcpu_safe(vm, v->id, vcpu_rip(v));
 }
 
 static void *vcpu_thread(void *arg)
@@ -250,31 +316,41 @@ static void *vcpu_thread(void *arg)
 		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
 		if (vm__vcpu_should_stop(vm)) {
 			io_complete(v);
-			if (vm__vcpu_park(vm) < 0)
-				break;
-			continue;
-		}
-		if (v->id != 0 && !__atomic_load_n(&vm->started[v->id], __ATOMIC_ACQUIRE)) {
+			if (at_safe_point(v)) {
+				if (vm__vcpu_park(vm) < 0)
+					break;
+				continue;
+			}
+			/* inside the runtime: on until it parks (a re-kick looks again) */
+		} else if (v->id != 0 && !__atomic_load_n(&vm->started[v->id], __ATOMIC_ACQUIRE)) {
 			if (vm__vcpu_wait_start(vm, v->id) < 0)
 				break;
 			continue;
 		}
+		/* Snapshot the wake generation before looking, so a line raised
+		 * (or a park released) after the look still wakes a halt. */
+		gen = vm__wake_gen(vm);
+		if (v->halted_parked && !vm__vcpu_park_waits(vm, v->id))
+			v->halted = v->halted_parked = 0; /* released: the runtime looks again */
 		if (v->id == 0) {
-			/* Snapshot the wake generation before looking, so a
-			 * line raised after the look still wakes a halt. */
-			gen = vm__wake_gen(vm);
 			deadline = vm__poll_devices(vm, &pending);
 			if (v->halted && !pending) {
 				if (vm__vcpu_halt(vm, deadline, gen) < 0)
 					break;
 				continue;
 			}
-			v->halted = 0;
+			v->halted = v->halted_parked = 0;
 			irq_deliver(v, pending);
 			timer_arm(v, deadline);
+		} else if (v->halted_parked) {
+			/* an AP parked by its runtime: nothing is injected into
+			 * APs, so only the host's release wakes it */
+			if (vm__vcpu_halt(vm, UINT64_MAX, gen) < 0)
+				break;
+			continue;
 		}
 		kvm_sysfix__poll(v);
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		if (vcpu_enter(v) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			crash(v, strerror(errno));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kvm_int.h"
+#include "rt_abi.h"
 
 #define CPUID_MAX_ENTRIES 256
 
@@ -29,6 +30,55 @@ int kvm__set_memslot(struct vm *vm, uint32_t flags)
 
 	if (ioctl(kvm_of(vm)->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 		return kvm__ioctl_fail(vm, "SET_USER_MEMORY_REGION");
+	return 0;
+}
+
+/* Slot 1: the runtime window.  Never logged: it is not RAM, and a
+ * migration carries the runtime's state instead of its pages. */
+int kvm__map_window(struct vm *vm)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = 1,
+		.flags = 0,
+		.guest_phys_addr = RT_WINDOW_BASE,
+		.memory_size = RT_WINDOW_SIZE,
+		.userspace_addr = (uint64_t)(uintptr_t)vm->window,
+	};
+
+	if (ioctl(kvm_of(vm)->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return kvm__ioctl_fail(vm, "SET_USER_MEMORY_REGION (runtime window)");
+	return 0;
+}
+
+#define MSR_IA32_TSC 0x10
+
+/*
+ * vCPU 0's TSC next to CLOCK_MONOTONIC: the host time is the middle of
+ * two readings around the ioctl, which costs a few microseconds here.
+ */
+int kvm__clock(struct vm *vm, struct vm_clock *c)
+{
+	struct kvm_vcpu *v = &kvm_of(vm)->vcpu[0];
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} mb;
+	uint64_t t0, t1;
+	int khz;
+
+	khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+	if (khz <= 0)
+		return kvm__ioctl_fail(vm, "GET_TSC_KHZ");
+	memset(&mb, 0, sizeof mb);
+	mb.hdr.nmsrs = 1;
+	mb.e.index = MSR_IA32_TSC;
+	t0 = vm__now_ns();
+	if (ioctl(v->fd, KVM_GET_MSRS, &mb) != 1)
+		return vm__fail(vm, "KVM: GET_MSRS: IA32_TSC refused");
+	t1 = vm__now_ns();
+	c->tsc_khz = (uint64_t)khz;
+	c->guest_tsc = mb.e.data;
+	c->host_ns = t0 + (t1 - t0) / 2;
 	return 0;
 }
 
@@ -196,5 +246,7 @@ const struct vm_ops vm_kvm_ops = {
 	.dirty_start = kvm_dirty__start,
 	.dirty_fetch = kvm_dirty__fetch,
 	.dirty_stop = kvm_dirty__stop,
+	.map_window = kvm__map_window,
+	.clock = kvm__clock,
 	.paused = kvm_sysfix__unhook_all,
 };

@@ -1,7 +1,9 @@
 #!/bin/sh
 # kvm-smp.sh: boot guest.elf on pvhost with 1 and 2 vCPUs and check both give workload_ref's result
 #
-# usage: kvm-smp.sh PVHOST GUEST_ELF WORKLOAD_REF
+# usage: kvm-smp.sh PVHOST GUEST_ELF WORKLOAD_REF [PERSONALITY]
+# PERSONALITY (default native) is what pvhost runs the image under: `kvm`
+# boots it beneath the in-guest runtime (docs/RUNTIME.md), same checks.
 # The workload is split into streams (workload.h) so that its result does
 # not depend on how many CPUs run it.  Each case boots the one image with
 # --vcpus 1 and --vcpus 2 and checks: exit status 0, the "smp:" line (2
@@ -16,6 +18,7 @@ set -u
 pvhost=${1:?usage: kvm-smp.sh PVHOST GUEST_ELF WORKLOAD_REF}
 elf=${2:?usage: kvm-smp.sh PVHOST GUEST_ELF WORKLOAD_REF}
 ref=${3:?usage: kvm-smp.sh PVHOST GUEST_ELF WORKLOAD_REF}
+pers=${4:-native}
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "kvm-smp: skipped: /dev/kvm is missing or not usable by this user"
 	exit 77
@@ -36,7 +39,7 @@ boot() { # boot NAME VCPUS ARGS...: one case
 	}
 	want_last=$("$ref" "$@" --progress "$steps" | grep '^steps=')
 	start=$(date +%s.%N)
-	timeout 300 "$pvhost" run --personality native --vcpus "$vcpus" "$elf" -- "$@" \
+	timeout 300 "$pvhost" run --personality "$pers" --vcpus "$vcpus" "$elf" -- "$@" \
 		</dev/null >"$tmp/$name.out" 2>&1
 	rc=$?
 	end=$(date +%s.%N)
@@ -57,7 +60,7 @@ boot() { # boot NAME VCPUS ARGS...: one case
 	elif [ "${calls#*(0 completed in the fault handler)}" = "$calls" ]; then
 		echo "kvm-smp: $name: the guest completed system calls itself: \"$calls\""
 	else
-		printf 'kvm-smp: %s: ok in %.2f s (%s): %s\n' "$name" \
+		printf 'kvm-smp: %s (%s): ok in %.2f s (%s): %s\n' "$name" "$pers" \
 			"$(awk "BEGIN { print $end - $start }")" "$smp" "$got"
 		return
 	fi

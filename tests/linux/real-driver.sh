@@ -59,9 +59,11 @@ ip netns add "$ns" &&
 #   lpj= tsc=reliable no_timer_check cryptomgr.notests init_on_alloc=0
 #                        skip calibration loops, self-tests and page zeroing
 #   nosoftlockup         the watchdog fires during ftrace's record check (slow, not stuck)
+#   rodata=off           skips the W+X page-table walk (CONFIG_DEBUG_WX), which
+#                        ran for more than 10 minutes of emulated ring 0 here
 cmdline="console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr noxsave clearcpuid=141,151,308,129,137,147,148,153,156,293,317 nofsgsbase"
 cmdline="$cmdline nosmp noapic nolapic acpi=off pci=conf1 mitigations=off"
-cmdline="$cmdline lpj=4890856 tsc=reliable no_timer_check cryptomgr.notests init_on_alloc=0 nosoftlockup"
+cmdline="$cmdline lpj=4890856 tsc=reliable no_timer_check cryptomgr.notests init_on_alloc=0 nosoftlockup rodata=off"
 cmdline="$cmdline panic=-1 ${REAL_DRIVER_CMDLINE:-}"
 
 echo "real-driver: $kernel, initramfs $(wc -c <"$tmp/rd.cpio") bytes, timeout ${timeout_s}s"

@@ -1,0 +1,38 @@
+/* personality_kvm.h: the host half of the kvm personality as pvhost (and later the daemon) call it */
+#ifndef PERSONALITY_KVM_H
+#define PERSONALITY_KVM_H
+
+#include <stdio.h>
+
+#include "backend.h"
+
+/*
+ * personality_kvm_host.c, personality_kvm_channel.c: the host half of the
+ * `kvm` personality (docs/RUNTIME.md).  attach creates the window, loads
+ * the runtime ELF into it, and services the channel (doorbell port, the
+ * upcall as the vm's interrupt source, the timer deadline, console and
+ * frame rings, parking) instead of trapped device models; call it after
+ * vm__platform_init_ports.  boot loads the guest as the Multiboot loader
+ * does, fills the boot block and starts vCPU 0 in the runtime.  finish
+ * drains what the runtime left in the console and TX rings (after
+ * vm__run).  Report lines print nothing without an attached runtime.
+ */
+struct vm_kvm_host_cfg {
+	const char *runtime; /* the runtime ELF */
+	const char *net;     /* "socket:PATH", "tap:IFNAME" or NULL: no NIC */
+	int console_fd;      /* where the console ring goes */
+};
+int vm__kvm_host_attach(struct vm *vm, const struct vm_kvm_host_cfg *cfg);
+int vm__kvm_host_boot(struct vm *vm, const char *image, const char *cmdline);
+void vm__kvm_host_finish(struct vm *vm);
+/* " site_calls=N upcalls=N ..." for the stats line, "" without a runtime. */
+void vm__kvm_host_counters(struct vm *vm, char *buf, size_t len);
+/* Lines about the runtime's boot and the NIC, on (out). */
+void vm__kvm_host_report(struct vm *vm, FILE *out);
+/* The retained .pvsites table the runtime was given (guest address and size). */
+int vm__kvm_host_table(struct vm *vm, uint64_t *addr, uint64_t *size);
+/* A copy of vCPU (cpu)'s state block (struct rt_cpu_state); -1 without a runtime. */
+struct rt_cpu_state;
+int vm__kvm_host_cpu_state(struct vm *vm, unsigned cpu, struct rt_cpu_state *out);
+
+#endif

@@ -1,0 +1,417 @@
+/* personality_kvm_channel.c: the host side of the runtime's channel: doorbell, upcalls, timer deadline, console and frame rings, parking */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "personality_kvm_host.h"
+
+/*
+ * The runtime holds the device models; the host only moves bytes and
+ * time (docs/RUNTIME.md, "The host channel"):
+ *
+ *   doorbell   outl to RT_PORT_DOORBELL, one exit per batch: console and
+ *              TX rings drained, the timer deadline re-read, the boot
+ *              status checked
+ *   upcall     the vm's interrupt source: pending while `news` is nonzero,
+ *              the vector is RT_UPCALL_VECTOR; the generic path injects it
+ *              when the guest can take it (real IF = 1) and wakes a halted
+ *              vCPU 0
+ *   timer      a vm timer that raises RT_NEWS_TIMER once the host clock
+ *              passes timer_deadline_ns
+ *   RX         a thread moves frames from the net backend into the RX ring;
+ *              a frame that finds the ring full waits in the host's queue
+ *              (never dropped), and the backend is not read while that
+ *              queue is full, so the peer is pushed back instead
+ *   parking    vm_park_ops: park_req + RT_NEWS_PARK, and which exits are
+ *              safe points (outside the window, or the CPU's state block
+ *              says parked)
+ *
+ * RX news policy: RT_NEWS_RX is raised when frames land in a ring that was
+ * empty, or whenever the runtime asks (want_rx_news).  Frames added to a
+ * ring that already held some need no news: the runtime has not consumed
+ * the earlier ones yet and finds the new ones with them (it polls the ring
+ * at every site boundary).  An idle runtime sits behind an empty ring, so
+ * it is always told.
+ *
+ * The host never sets host_draining_tx: TX is drained only on the doorbell,
+ * on the vCPU thread that rang it, and once more at exit.  A drain ends
+ * with a full fence and a second look at the producer index, so a frame
+ * published while the host drained is never left behind without a
+ * doorbell (the runtime rings when it sees the ring it filled was empty).
+ */
+
+#define BELLS_KNOWN (RT_BELL_CONSOLE | RT_BELL_NET_TX | RT_BELL_TIMER | RT_BELL_BOOTED)
+
+static struct rt_net_slot *net_slot(struct kvm_host *h, uint32_t off, uint32_t index)
+{
+	return vm__window(h->vm, RT_WINDOW_BASE + off + (uint64_t)(index % RT_NET_SLOTS) *
+					  RT_NET_SLOT_SIZE, sizeof(struct rt_net_slot));
+}
+
+/* ---- console: runtime -> stdout */
+
+static void console_out(struct kvm_host *h, const uint8_t *p, size_t n)
+{
+	ssize_t w;
+
+	while (n && h->console_fd >= 0) {
+		w = write(h->console_fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			h->console_fd = -1; /* console gone: keep the guest running */
+			break;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void console_drain(struct kvm_host *h)
+{
+	uint32_t prod = __atomic_load_n(&h->sh->console.prod, __ATOMIC_ACQUIRE);
+	uint32_t cons = h->con_cons, n = prod - cons, at, first;
+
+	if (n > RT_CONSOLE_SIZE) {
+		kvm_host__fail(h, "runtime: console ring indices corrupt (prod %u, cons %u)", prod,
+			       cons);
+		return;
+	}
+	at = cons % RT_CONSOLE_SIZE;
+	first = n < RT_CONSOLE_SIZE - at ? n : RT_CONSOLE_SIZE - at;
+	console_out(h, h->console + at, first);
+	console_out(h, h->console, n - first);
+	h->console_bytes += n;
+	h->con_cons = prod;
+	__atomic_store_n(&h->sh->console.cons, prod, __ATOMIC_RELEASE);
+}
+
+/* ---- TX: runtime -> net backend */
+
+static void tx_drain(struct kvm_host *h)
+{
+	uint32_t prod, cons = h->tx_cons;
+	struct rt_net_slot *s;
+
+	for (;;) {
+		prod = __atomic_load_n(&h->sh->net_tx.prod, __ATOMIC_ACQUIRE);
+		if (prod - cons > RT_NET_SLOTS) {
+			kvm_host__fail(h, "runtime: TX ring indices corrupt (prod %u, cons %u)", prod,
+				       cons);
+			return;
+		}
+		if (prod == cons)
+			break;
+		for (; cons != prod; cons++) {
+			s = net_slot(h, RT_OFF_NET_TX, cons);
+			uint32_t len = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+
+			if (len == 0 || len > RT_NET_FRAME_MAX)
+				h->tx_bad++;
+			else if (!h->nic || h->net.ops->send(&h->net, s->data, len) < 0)
+				h->tx_lost++;
+			else
+				h->tx_frames++;
+		}
+		h->tx_cons = cons;
+		__atomic_store_n(&h->sh->net_tx.cons, cons, __ATOMIC_RELEASE);
+		/* pairs with the runtime's fence between publishing a frame and
+		 * deciding from cons whether to ring */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
+}
+
+/* ---- the boot report */
+
+static void boot_check(struct kvm_host *h)
+{
+	int32_t status = *(volatile int32_t *)&h->boot->status;
+	char why[sizeof h->boot->error + 1];
+
+	memcpy(why, (const char *)h->boot->error, sizeof h->boot->error);
+	why[sizeof h->boot->error] = '\0';
+	if (status < 0) {
+		kvm_host__fail(h, "runtime: boot failed: %s", why[0] ? why : "(no reason given)");
+	} else if (status > 0) {
+		kvm_host__fail(h, "runtime: rang RT_BELL_BOOTED without a final status (%d)", status);
+	} else {
+		h->booted = 1;
+		h->sites = h->boot->sites;
+		h->rewritten = h->boot->sites_rewritten;
+	}
+}
+
+/* ---- the doorbell port (device lock held) */
+
+static uint64_t bell_read(void *opaque, uint64_t off, unsigned size)
+{
+	return 0;
+}
+
+static void bell_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+{
+	struct kvm_host *h = opaque;
+	uint32_t bits = (uint32_t)val;
+
+	h->bells++;
+	/* An unknown bell is a runtime of another ABI: no guessing. */
+	if (bits & ~BELLS_KNOWN) {
+		kvm_host__fail(h, "runtime: unknown doorbell bits %#x (ABI %u)", bits & ~BELLS_KNOWN,
+			       RT_ABI_VERSION);
+		return;
+	}
+	if (bits & RT_BELL_CONSOLE) /* first: a failing boot's last words */
+		console_drain(h);
+	if (bits & RT_BELL_BOOTED)
+		boot_check(h);
+	if (bits & RT_BELL_NET_TX)
+		tx_drain(h);
+	if (bits & RT_BELL_TIMER) /* vCPU 0 polls the timer again and re-arms */
+		vm__notify_irq(h->vm);
+}
+
+static const struct vm_io_ops bell_ops = { bell_read, bell_write };
+
+/* ---- the upcall as the vm's interrupt source, the deadline as its timer */
+
+static int news_pending(void *opaque)
+{
+	struct kvm_host *h = opaque;
+
+	return __atomic_load_n(&h->sh->news, __ATOMIC_ACQUIRE) != 0;
+}
+
+static int news_ack(void *opaque)
+{
+	return RT_UPCALL_VECTOR; /* the runtime takes the news bits itself */
+}
+
+static const struct vm_irq_ops upcall_ops = { news_pending, news_ack };
+
+/*
+ * The runtime's protocol (runtime/kvm/rt_channel.c): the field always
+ * holds the PIT's next edge; after the news the runtime writes the next
+ * one without a bell, and a field still in the past gets the news again.
+ * The news is posted only while the bit is clear, so a runtime that is
+ * slow to take it sees one upcall, not one per poll.
+ */
+static uint64_t deadline_poll(void *opaque, uint64_t now)
+{
+	struct kvm_host *h = opaque;
+	uint64_t d = __atomic_load_n(&h->sh->timer_deadline_ns, __ATOMIC_ACQUIRE);
+
+	if (d != UINT64_MAX && now >= d &&
+	    !(__atomic_load_n(&h->sh->news, __ATOMIC_ACQUIRE) & RT_NEWS_TIMER)) {
+		__atomic_fetch_or(&h->sh->news, RT_NEWS_TIMER, __ATOMIC_ACQ_REL);
+		h->timer_news++;
+	}
+	return d;
+}
+
+static const struct vm_timer_ops deadline_ops = { deadline_poll };
+
+/* ---- parking */
+
+static int in_window(uint64_t rip)
+{
+	return rip >= RT_WINDOW_BASE && rip - RT_WINDOW_BASE < RT_WINDOW_SIZE;
+}
+
+static uint32_t cpu_parked(struct kvm_host *h, unsigned cpu)
+{
+	const struct rt_cpu_state *st;
+
+	if (cpu >= RT_MAX_CPUS)
+		return RT_CPU_PARKED_NO;
+	st = vm__window(h->vm, RT_PERCPU_ADDR(cpu) + RT_PERCPU_STATE, sizeof *st);
+	return __atomic_load_n(&st->parked, __ATOMIC_ACQUIRE);
+}
+
+static void park_request(void *opaque)
+{
+	struct kvm_host *h = opaque;
+
+	__atomic_store_n(&h->sh->park_req, 1, __ATOMIC_RELEASE);
+	__atomic_fetch_or(&h->sh->news, RT_NEWS_PARK, __ATOMIC_ACQ_REL);
+}
+
+static int park_safe(void *opaque, unsigned cpu, uint64_t rip)
+{
+	return !in_window(rip) || cpu_parked(opaque, cpu) != RT_CPU_PARKED_NO;
+}
+
+static int park_halted(void *opaque, unsigned cpu, uint64_t rip)
+{
+	uint32_t parked = cpu_parked(opaque, cpu);
+
+	/* DOWN (guest hlt with vIF = 0) is a halt as under native */
+	return in_window(rip) && (parked == RT_CPU_PARKED_REQ || parked == RT_CPU_PARKED_IDLE);
+}
+
+static int park_waits(void *opaque, unsigned cpu)
+{
+	struct kvm_host *h = opaque;
+
+	switch (cpu_parked(h, cpu)) {
+	case RT_CPU_PARKED_REQ: /* until the host withdraws the request */
+		return __atomic_load_n(&h->sh->park_req, __ATOMIC_ACQUIRE) != 0;
+	case RT_CPU_PARKED_IDLE: /* until news: vCPU 0 takes the upcall in its hlt */
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void park_release(void *opaque)
+{
+	struct kvm_host *h = opaque;
+
+	__atomic_store_n(&h->sh->park_req, 0, __ATOMIC_RELEASE);
+	__atomic_fetch_and(&h->sh->news, ~RT_NEWS_PARK, __ATOMIC_ACQ_REL);
+	vm__notify_irq(h->vm); /* parked vCPUs look again */
+}
+
+static const struct vm_park_ops park_ops = {
+	park_request, park_safe, park_halted, park_waits, park_release,
+};
+
+/* ---- RX: net backend -> host queue -> RX ring (receive thread only) */
+
+/* Read frames while the queue has room; 1 if the backend went away. */
+static int rx_fill(struct kvm_host *h)
+{
+	ssize_t len;
+	unsigned tail;
+
+	while (h->qcount < KH_RX_QUEUE) {
+		tail = (h->qhead + h->qcount) % KH_RX_QUEUE;
+		len = h->net.ops->recv(&h->net, h->q[tail], RT_NET_FRAME_MAX);
+		if (len < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : 1;
+		if (len == 0 || len > (ssize_t)RT_NET_FRAME_MAX) {
+			/* longer than any slot (a jumbo frame past 9216): the
+			 * one loss there is, and it is counted */
+			__atomic_fetch_add(&h->rx_too_long, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		h->qlen[tail] = (uint32_t)len;
+		__atomic_store_n(&h->qcount, h->qcount + 1, __ATOMIC_RELAXED);
+		if (h->qcount > h->rx_held_peak)
+			__atomic_store_n(&h->rx_held_peak, (uint64_t)h->qcount, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+/* Offer the held frames to the ring; tell the runtime per the policy above. */
+static void rx_push(struct kvm_host *h)
+{
+	uint32_t cons = __atomic_load_n(&h->sh->net_rx.cons, __ATOMIC_ACQUIRE);
+	uint32_t prod = h->rx_prod, used = prod - cons, pushed = 0;
+	struct rt_net_slot *s;
+
+	if (used > RT_NET_SLOTS) {
+		kvm_host__fail(h, "runtime: RX ring indices corrupt (prod %u, cons %u)", prod, cons);
+		return;
+	}
+	while (h->qcount && used < RT_NET_SLOTS) {
+		s = net_slot(h, RT_OFF_NET_RX, prod);
+		memcpy(s->data, h->q[h->qhead], h->qlen[h->qhead]);
+		s->len = h->qlen[h->qhead];
+		h->qhead = (h->qhead + 1) % KH_RX_QUEUE;
+		__atomic_store_n(&h->qcount, h->qcount - 1, __ATOMIC_RELAXED);
+		prod++;
+		used++;
+		pushed++;
+	}
+	if (h->qcount)
+		__atomic_fetch_add(&h->rx_held_waits, 1, __ATOMIC_RELAXED);
+	if (!pushed)
+		return;
+	h->rx_prod = prod;
+	__atomic_store_n(&h->sh->net_rx.prod, prod, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&h->rx_frames, pushed, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST); /* publish before reading want_rx_news */
+	if (used == pushed || __atomic_load_n(&h->sh->want_rx_news, __ATOMIC_ACQUIRE)) {
+		__atomic_fetch_add(&h->rx_news, 1, __ATOMIC_RELAXED);
+		/* Only a 0 -> nonzero change needs the kick: while news is
+		 * nonzero vCPU 0 injects at its next entry with IF = 1, or has
+		 * asked KVM for the interrupt window. */
+		if (!(__atomic_fetch_or(&h->sh->news, RT_NEWS_RX, __ATOMIC_ACQ_REL)))
+			vm__notify_irq(h->vm);
+	}
+}
+
+static void *rx_thread(void *arg)
+{
+	struct kvm_host *h = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = h->net.fd, .events = POLLIN },
+		{ .fd = h->stop[0], .events = POLLIN },
+	};
+
+	for (;;) {
+		/* A full queue stops reading: the backend pushes back. */
+		pfd[0].fd = h->rx_gone ? -1 : h->net.fd;
+		pfd[0].events = h->qcount < KH_RX_QUEUE ? POLLIN : 0;
+		if (poll(pfd, 2, h->qcount ? KH_RX_RETRY_MS : -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents & POLLIN)
+			h->rx_gone |= rx_fill(h);
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+			h->rx_gone = 1;
+		if (h->qcount)
+			rx_push(h);
+	}
+	return NULL;
+}
+
+/* ---- setup, drain, stop */
+
+int kvm_channel__init(struct kvm_host *h)
+{
+	struct vm *vm = h->vm;
+
+	if (vm__register_pio(vm, RT_PORT_DOORBELL, 4, &bell_ops, h) < 0 ||
+	    vm__register_timer(vm, &deadline_ops, h) < 0)
+		return -1;
+	vm__set_irq_source(vm, &upcall_ops, h);
+	vm__set_park_ops(vm, &park_ops, h);
+	if (!h->nic)
+		return 0;
+	h->q = malloc(KH_RX_QUEUE * sizeof *h->q);
+	if (!h->q)
+		return vm__fail(vm, "net: out of memory");
+	if (pipe(h->stop) < 0) {
+		h->stop[0] = h->stop[1] = -1;
+		return vm__fail(vm, "net: pipe: %s", strerror(errno));
+	}
+	if (pthread_create(&h->rx_thread, NULL, rx_thread, h) != 0)
+		return vm__fail(vm, "net: receive thread: %s", strerror(errno));
+	h->rx_ok = 1;
+	return 0;
+}
+
+void kvm_channel__drain(struct kvm_host *h)
+{
+	pthread_mutex_lock(&h->vm->dev_lock);
+	console_drain(h);
+	tx_drain(h);
+	pthread_mutex_unlock(&h->vm->dev_lock);
+}
+
+void kvm_channel__stop(struct kvm_host *h)
+{
+	char c = 0;
+
+	if (!h->rx_ok)
+		return;
+	if (write(h->stop[1], &c, 1) < 0) {
+		/* a pipe with room cannot fail; if it did, the join would hang */
+	}
+	pthread_join(h->rx_thread, NULL);
+	h->rx_ok = 0;
+}

@@ -1,0 +1,71 @@
+/* personality_kvm_host.h: what personality_kvm_host.c (window, runtime, boot) and personality_kvm_channel.c (channel service) share */
+#ifndef PERSONALITY_KVM_HOST_H
+#define PERSONALITY_KVM_HOST_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "net_backend.h"
+#include "personality_kvm.h"
+#include "rt_abi.h"
+
+/*
+ * The host half of the kvm personality, hung off vm->rt.  Everything the
+ * runtime and the host exchange lives in the window (rt_abi.h); the
+ * pointers below point into it.  The window is guest-writable, so every
+ * index and length read from it is checked before use, and the host keeps
+ * its own copy of the indices it owns (it never reads back what it wrote).
+ *
+ * Threads: the doorbell, the timer and the irq source run on vCPU threads
+ * with vm->dev_lock held; the receive thread owns the RX side alone (its
+ * hold queue and the RX producer index), so it takes no lock.
+ */
+#define KH_RX_QUEUE 256u     /* frames the host holds while the RX ring is full */
+#define KH_RX_RETRY_MS 1     /* how often held frames are offered again */
+
+struct kvm_host {
+	struct vm *vm;
+	struct rt_boot *boot;
+	struct rt_shared *sh;
+	uint8_t *console;
+	int console_fd;
+	uint64_t table_addr, table_size; /* the retained .pvsites table */
+
+	/* The runtime's report (doorbell RT_BELL_BOOTED). */
+	int booted;
+	uint32_t sites, rewritten;
+
+	/* Consumer indices the host owns (device lock). */
+	uint32_t con_cons, tx_cons;
+	uint64_t console_bytes, bells, tx_frames, tx_lost, tx_bad;
+
+	uint64_t timer_news; /* RT_NEWS_TIMER posted */
+
+	/* Net: the backend and the receive side (receive thread only). */
+	int nic;
+	struct net_backend net;
+	pthread_t rx_thread;
+	int rx_ok;
+	int stop[2]; /* a pipe: a byte means "leave" */
+	uint8_t (*q)[RT_NET_FRAME_MAX];
+	uint32_t qlen[KH_RX_QUEUE];
+	unsigned qhead, qcount;
+	uint32_t rx_prod;
+	uint64_t rx_frames, rx_held_peak, rx_held_waits, rx_too_long, rx_news; /* atomic reads */
+	int rx_gone; /* the backend hung up */
+};
+
+static inline struct kvm_host *kvm_host_of(struct vm *vm)
+{
+	return vm->rt;
+}
+
+/* personality_kvm_channel.c */
+int kvm_channel__init(struct kvm_host *h);  /* doorbell, irq source, timer, parking, RX thread */
+void kvm_channel__drain(struct kvm_host *h); /* console and TX rings, device lock taken */
+void kvm_channel__stop(struct kvm_host *h);  /* stop the RX thread */
+/* Fail the guest with a reason (any thread): vm->err, then a crash power-off. */
+void kvm_host__fail(struct kvm_host *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,65 @@
+/* rt_lib.c: the runtime's few freestanding helpers: memcpy, memset, memcmp and string building for error texts */
+#include "rt_cpu.h"
+
+/*
+ * gcc may emit calls to memcpy/memset/memcmp even in freestanding code
+ * (struct copies, the repatch library's __builtin_memcpy).  Every guest
+ * ring-0 instruction is emulated here, so the string instructions win:
+ * one instruction per call instead of a loop.
+ */
+void *memcpy(void *d, const void *s, size_t n)
+{
+	void *ret = d;
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
+	return ret;
+}
+
+void *memset(void *d, int c, size_t n)
+{
+	void *ret = d;
+	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+	return ret;
+}
+
+int memcmp(const void *a, const void *b, size_t n)
+{
+	const uint8_t *x = a, *y = b;
+	for (size_t i = 0; i < n; i++)
+		if (x[i] != y[i])
+			return x[i] < y[i] ? -1 : 1;
+	return 0;
+}
+
+size_t rt_strlcpy(char *d, const char *s, size_t n)
+{
+	size_t i = 0;
+	for (; s[i]; i++)
+		if (i + 1 < n)
+			d[i] = s[i];
+	if (n)
+		d[i < n ? i : n - 1] = 0;
+	return i;
+}
+
+size_t rt_strlcat(char *d, const char *s, size_t n)
+{
+	size_t l = 0;
+	while (l < n && d[l])
+		l++;
+	if (l == n)
+		return l;
+	return l + rt_strlcpy(d + l, s, n - l);
+}
+
+void rt_strlcat_hex(char *d, uint64_t v, size_t n)
+{
+	char tmp[19];
+	int i = 18;
+	tmp[i] = 0;
+	do
+		tmp[--i] = "0123456789abcdef"[v & 15];
+	while ((v >>= 4) && i > 2);
+	tmp[--i] = 'x';
+	tmp[--i] = '0';
+	rt_strlcat(d, tmp + i, n);
+}
