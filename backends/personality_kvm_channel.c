@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "personality_kvm_host.h"
@@ -28,19 +29,27 @@
  *              safe points (outside the window, or the CPU's state block
  *              says parked)
  *
- * RX news policy: RT_NEWS_RX is raised when frames land in a ring that was
- * empty, or whenever the runtime asks (want_rx_news).  Frames added to a
- * ring that already held some need no news: the runtime has not consumed
- * the earlier ones yet and finds the new ones with them (it polls the ring
- * at every site boundary).  An idle runtime sits behind an empty ring, so
- * it is always told.
+ * Moderation, as a NIC's interrupt holdoff and a virtio host's busy
+ * polling do it (docs/RUNTIME.md, "The host channel"):
  *
- * The host never sets host_draining_tx: TX is drained only on the doorbell,
- * on the vCPU thread that rang it, and once more at exit.  A drain ends
- * with a full fence and a second look at the producer index, so a frame
- * published while the host drained is never left behind without a
- * doorbell (the runtime rings when it sees the ring it filled was empty).
+ * - RX: frames are published in the ring without news first.  CPU 0's
+ *   runtime looks at the ring at every site boundary, so while the guest
+ *   runs it takes them without any exit.  Only if the runtime has not
+ *   taken them after KH_RX_HOLDOFF_NS, or if vCPU 0 sleeps in the
+ *   runtime's idle loop, does the host raise RT_NEWS_RX (and kick on a
+ *   0 -> nonzero change of `news`).
+ * - TX: after a doorbell, or whenever frames pass, the receive thread
+ *   drains the TX ring itself every KH_POLL_NS for KH_TX_POLL_NS, with
+ *   host_draining_tx set, so the runtime rings no doorbell for those.
+ *   When it stops it clears host_draining_tx, fences and drains once more:
+ *   a frame published meanwhile is either seen here or rung for.
+ *   A drain ends with a full fence and a second look at the producer index,
+ *   so a frame published while the host drained is never left behind.
  */
+
+#define KH_RX_HOLDOFF_NS 500000ull /* news if the runtime did not look for this long */
+#define KH_TX_POLL_NS	 200000000ull /* keep polling TX this long after the last frame */
+#define KH_POLL_NS	 150000ull  /* the receive thread's period while moderating */
 
 #define BELLS_KNOWN (RT_BELL_CONSOLE | RT_BELL_NET_TX | RT_BELL_TIMER | RT_BELL_BOOTED)
 
@@ -90,9 +99,9 @@ static void console_drain(struct kvm_host *h)
 
 /* ---- TX: runtime -> net backend */
 
-static void tx_drain(struct kvm_host *h)
+static uint32_t tx_drain(struct kvm_host *h)
 {
-	uint32_t prod, cons = h->tx_cons;
+	uint32_t prod, cons = h->tx_cons, n = 0;
 	struct rt_net_slot *s;
 
 	for (;;) {
@@ -100,10 +109,11 @@ static void tx_drain(struct kvm_host *h)
 		if (prod - cons > RT_NET_SLOTS) {
 			kvm_host__fail(h, "runtime: TX ring indices corrupt (prod %u, cons %u)", prod,
 				       cons);
-			return;
+			return n;
 		}
 		if (prod == cons)
 			break;
+		n += prod - cons;
 		for (; cons != prod; cons++) {
 			s = net_slot(h, RT_OFF_NET_TX, cons);
 			uint32_t len = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
@@ -121,6 +131,7 @@ static void tx_drain(struct kvm_host *h)
 		 * deciding from cons whether to ring */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
+	return n;
 }
 
 /* ---- the boot report */
@@ -166,8 +177,15 @@ static void bell_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 		console_drain(h);
 	if (bits & RT_BELL_BOOTED)
 		boot_check(h);
-	if (bits & RT_BELL_NET_TX)
+	if (bits & RT_BELL_NET_TX) {
 		tx_drain(h);
+		/* frames are flowing: the receive thread polls TX for a while */
+		__atomic_store_n(&h->tx_poll_until, vm__now_ns() + KH_TX_POLL_NS, __ATOMIC_RELEASE);
+		__atomic_store_n(&h->sh->host_draining_tx, 1, __ATOMIC_RELEASE);
+		if (h->stop[1] >= 0 && write(h->stop[1], "t", 1) < 0) {
+			/* the thread then finds out at its next timeout */
+		}
+	}
 	if (bits & RT_BELL_TIMER) /* vCPU 0 polls the timer again and re-arms */
 		vm__notify_irq(h->vm);
 }
@@ -305,6 +323,8 @@ static int rx_fill(struct kvm_host *h)
 }
 
 /* Offer the held frames to the ring; tell the runtime per the policy above. */
+static void rx_moderate(struct kvm_host *h);
+
 static void rx_push(struct kvm_host *h)
 {
 	uint32_t cons = __atomic_load_n(&h->sh->net_rx.cons, __ATOMIC_ACQUIRE);
@@ -332,15 +352,73 @@ static void rx_push(struct kvm_host *h)
 	h->rx_prod = prod;
 	__atomic_store_n(&h->sh->net_rx.prod, prod, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&h->rx_frames, pushed, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST); /* publish before reading want_rx_news */
-	if (used == pushed || __atomic_load_n(&h->sh->want_rx_news, __ATOMIC_ACQUIRE)) {
-		__atomic_fetch_add(&h->rx_news, 1, __ATOMIC_RELAXED);
-		/* Only a 0 -> nonzero change needs the kick: while news is
-		 * nonzero vCPU 0 injects at its next entry with IF = 1, or has
-		 * asked KVM for the interrupt window. */
-		if (!(__atomic_fetch_or(&h->sh->news, RT_NEWS_RX, __ATOMIC_ACQ_REL)))
-			vm__notify_irq(h->vm);
+	if (!h->rx_quiet_since) {
+		h->rx_quiet_since = vm__now_ns();
+		h->rx_quiet_prod = prod;
 	}
+	rx_moderate(h);
+}
+
+static void rx_news(struct kvm_host *h)
+{
+	__atomic_fetch_add(&h->rx_news, 1, __ATOMIC_RELAXED);
+	/* Only a 0 -> nonzero change needs the kick: while news is nonzero
+	 * vCPU 0 injects at its next entry with IF = 1, or has asked KVM for
+	 * the interrupt window. */
+	if (!(__atomic_fetch_or(&h->sh->news, RT_NEWS_RX, __ATOMIC_ACQ_REL)))
+		vm__notify_irq(h->vm);
+}
+
+/*
+ * Frames sit in the ring without news: did the runtime take them (it
+ * polls at site boundaries), must it be told now (its CPU sleeps, or the
+ * holdoff ran out), or can it wait a little longer?
+ */
+static void rx_moderate(struct kvm_host *h)
+{
+	uint32_t cons, prod = h->rx_prod;
+	struct rt_cpu_state *cpu0;
+
+	if (!h->rx_quiet_since)
+		return;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST); /* prod published before these reads */
+	cons = __atomic_load_n(&h->sh->net_rx.cons, __ATOMIC_ACQUIRE);
+	if ((int32_t)(cons - h->rx_quiet_prod) >= 0) {
+		/* the runtime took what was waiting by itself: no news needed */
+		h->rx_quiet_since = cons == prod ? 0 : vm__now_ns();
+		h->rx_quiet_prod = prod;
+		if (!h->rx_quiet_since)
+			return;
+	}
+	cpu0 = (struct rt_cpu_state *)vm__window(h->vm, RT_PERCPU_ADDR(0) + RT_PERCPU_STATE,
+						 sizeof *cpu0);
+	if (vm__now_ns() - h->rx_quiet_since >= KH_RX_HOLDOFF_NS ||
+	    (cpu0 && __atomic_load_n(&cpu0->parked, __ATOMIC_ACQUIRE) == RT_CPU_PARKED_IDLE)) {
+		rx_news(h);
+		h->rx_quiet_since = 0;
+	}
+}
+
+/* The receive thread's TX duty: drain while frames flow, then hand back to the doorbell. */
+static void tx_poll(struct kvm_host *h)
+{
+	uint64_t until = __atomic_load_n(&h->tx_poll_until, __ATOMIC_ACQUIRE);
+	uint32_t n;
+
+	if (!until)
+		return;
+	pthread_mutex_lock(&h->vm->dev_lock);
+	n = tx_drain(h);
+	if (n) {
+		h->tx_polled += n;
+		__atomic_store_n(&h->tx_poll_until, vm__now_ns() + KH_TX_POLL_NS, __ATOMIC_RELEASE);
+	} else if (vm__now_ns() >= until) {
+		__atomic_store_n(&h->tx_poll_until, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&h->sh->host_draining_tx, 0, __ATOMIC_RELEASE);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		h->tx_polled += tx_drain(h); /* what was published before the runtime saw 0 */
+	}
+	pthread_mutex_unlock(&h->vm->dev_lock);
 }
 
 static void *rx_thread(void *arg)
@@ -350,21 +428,33 @@ static void *rx_thread(void *arg)
 		{ .fd = h->net.fd, .events = POLLIN },
 		{ .fd = h->stop[0], .events = POLLIN },
 	};
+	struct timespec ts;
+	char c;
 
 	for (;;) {
 		/* A full queue stops reading: the backend pushes back. */
 		pfd[0].fd = h->rx_gone ? -1 : h->net.fd;
 		pfd[0].events = h->qcount < KH_RX_QUEUE ? POLLIN : 0;
-		if (poll(pfd, 2, h->qcount ? KH_RX_RETRY_MS : -1) < 0 && errno != EINTR)
+		if (h->rx_quiet_since || __atomic_load_n(&h->tx_poll_until, __ATOMIC_ACQUIRE))
+			ts = (struct timespec){ 0, (long)KH_POLL_NS };
+		else
+			ts = (struct timespec){ h->qcount ? 0 : 3600,
+						h->qcount ? KH_RX_RETRY_MS * 1000000L : 0 };
+		if (ppoll(pfd, 2, &ts, NULL) < 0 && errno != EINTR)
 			break;
-		if (pfd[1].revents)
-			break;
+		if (pfd[1].revents) {
+			if (read(h->stop[0], &c, 1) != 1 || c != 't')
+				break; /* a 0 byte or EOF: leave */
+		}
 		if (pfd[0].revents & POLLIN)
 			h->rx_gone |= rx_fill(h);
 		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
 			h->rx_gone = 1;
 		if (h->qcount)
 			rx_push(h);
+		else
+			rx_moderate(h);
+		tx_poll(h);
 	}
 	return NULL;
 }

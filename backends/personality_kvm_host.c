@@ -304,13 +304,14 @@ void vm__kvm_host_report(struct vm *vm, FILE *out)
 		fprintf(out, "pvhost: runtime: it never reported its boot (no RT_BELL_BOOTED)\n");
 	if (h->nic)
 		fprintf(out,
-			"pvhost: net: %llu frames to the guest (%llu RX news), %llu from it (%llu lost "
+			"pvhost: net: %llu frames to the guest (%llu RX news), %llu from it (%llu polled "
+			"by the host, %llu lost "
 			"on send, %llu malformed), host queue peak %llu of %u (%llu waits for ring "
 			"room), %llu still held, %llu too long for a slot\n",
 			(unsigned long long)__atomic_load_n(&h->rx_frames, __ATOMIC_RELAXED),
 			(unsigned long long)__atomic_load_n(&h->rx_news, __ATOMIC_RELAXED),
-			(unsigned long long)h->tx_frames, (unsigned long long)h->tx_lost,
-			(unsigned long long)h->tx_bad,
+			(unsigned long long)h->tx_frames, (unsigned long long)h->tx_polled,
+			(unsigned long long)h->tx_lost, (unsigned long long)h->tx_bad,
 			(unsigned long long)__atomic_load_n(&h->rx_held_peak, __ATOMIC_RELAXED),
 			KH_RX_QUEUE,
 			(unsigned long long)__atomic_load_n(&h->rx_held_waits, __ATOMIC_RELAXED),

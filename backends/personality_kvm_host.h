@@ -54,6 +54,11 @@ struct kvm_host {
 	uint32_t rx_prod;
 	uint64_t rx_frames, rx_held_peak, rx_held_waits, rx_too_long, rx_news; /* atomic reads */
 	int rx_gone; /* the backend hung up */
+	/* Moderation (receive thread): frames published without news yet,
+	 * since when; until when the thread keeps draining TX itself. */
+	uint32_t rx_quiet_prod;
+	uint64_t rx_quiet_since, tx_poll_until;
+	uint64_t rx_polled, tx_polled; /* frames the runtime/host took without news/bell */
 };
 
 static inline struct kvm_host *kvm_host_of(struct vm *vm)

@@ -1,9 +1,10 @@
 #!/bin/sh
 # deps.sh: install the Debian 12 packages pvmigrate needs, only those that are missing
 set -eu
-# busybox-static and linux-image-amd64: the opt-in real-driver check (tests/linux/)
+# busybox-static and linux-image-amd64: the opt-in real-driver check (tests/linux/);
+# openssl: the daemon migration test makes its certificates with it
 pkgs="meson ninja-build pkg-config gcc clang binutils libcapstone-dev python3
-      libprotobuf-c-dev protobuf-c-compiler libevent-dev libssl-dev liblzma-dev
+      libprotobuf-c-dev protobuf-c-compiler libevent-dev libssl-dev openssl liblzma-dev
       qemu-system-x86 busybox-static linux-image-amd64"
 missing=""
 for p in $pkgs; do

@@ -324,13 +324,18 @@ void rt_dev_poll(void)
 {
 	uint32_t news;
 
-	if (!(rt_chan_news_peek() & (RT_NEWS_TIMER | RT_NEWS_RX)))
+	/* New frames are taken without news too: the host holds its news
+	 * back while the runtime keeps looking (backends/personality_kvm_channel.c).
+	 * Frames the NIC could not take wait for its next register write. */
+	int rx = !dev.rx_blocked && rt_chan_rx_new();
+
+	if (!(rt_chan_news_peek() & (RT_NEWS_TIMER | RT_NEWS_RX)) && !rx)
 		return;
 	dev_lock_take();
 	news = rt_chan_take_news();
 	if (news & RT_NEWS_TIMER)
 		dev_timer(1);
-	if (news & RT_NEWS_RX)
+	if ((news & RT_NEWS_RX) || rx)
 		dev_rx_drain();
 	dev_unlock();
 }

@@ -193,7 +193,7 @@ struct rt_cpu_state {
 	/* Guest registers at the park point (struct order of the kernel's pt_regs is not used). */
 	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp;
 	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
-	uint64_t rip, rflags; /* rflags.IF is the real one (0 in the kernel); vif above */
+	uint64_t rip, rflags; /* rflags.IF = vif at the park point */
 	/* Snapshots of hardware state the runtime does not virtualize on this
 	 * host (it reads them when it parks): control registers and GDTR. */
 	uint64_t cr0, cr2, cr3, cr4;

@@ -186,6 +186,11 @@ const uint8_t *rt_chan_rx_peek(size_t *len)
 	return NULL;
 }
 
+int rt_chan_rx_new(void)
+{
+	return rt_chan_load(&RT_SHARED->net_rx.prod) != chan.rx_cons;
+}
+
 void rt_chan_rx_pop(void)
 {
 	rt_chan_store(&RT_SHARED->net_rx.cons, ++chan.rx_cons);

@@ -55,6 +55,9 @@ int rt_chan_net_tx(const uint8_t *frame, size_t len);
 
 /* The hot path: has the host told us anything?  One load. */
 static inline uint32_t rt_chan_news_peek(void) { return RT_SHARED->news; }
+/* Frames in the RX ring that were not there at the last look (the host
+ * publishes without news while the runtime polls: its holdoff). */
+int rt_chan_rx_new(void);
 /* Take RT_NEWS_TIMER and RT_NEWS_RX (one atomic and); RT_NEWS_PARK is
  * the CPU side's and stays set. */
 uint32_t rt_chan_take_news(void);

@@ -5,5 +5,7 @@ fuzzer=$1 seeds=$2 seconds=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$seeds"/* "$work"/ 2>/dev/null || true
-exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=1024 -print_final_stats=1 \
+# A crash must fail the test: libFuzzer exits 77 by default, which meson
+# counts as a skip.
+exec "$fuzzer" -max_total_time="$seconds" -error_exitcode=1 -timeout_exitcode=1 -rss_limit_mb=1024 -print_final_stats=1 \
 	-artifact_prefix="$work/" "$work"

@@ -68,7 +68,7 @@ struct console {
 	int fd;
 	char buf[65536];
 	size_t len;
-	unsigned long long pio, mmio; /* last "pvhost: exits:" line */
+	unsigned long long pio, mmio, total, sysfix; /* last "pvhost: exits:" line */
 	int exits_seen;               /* how many such lines the buffer holds */
 };
 
@@ -91,7 +91,8 @@ static void console_pump(struct console *c, int wait_ms)
 	}
 	c->exits_seen = 0; /* recounted: a pump may see the same line again */
 	for (s = c->buf; (s = strstr(s, "pvhost: exits: ")); s++)
-		if (sscanf(s, "pvhost: exits: %llu pio, %llu mmio", &c->pio, &c->mmio) == 2)
+		if (sscanf(s, "pvhost: exits: %llu pio, %llu mmio, %llu total, %llu syscall-fix",
+			   &c->pio, &c->mmio, &c->total, &c->sysfix) == 4)
 			c->exits_seen++;
 }
 
@@ -211,8 +212,8 @@ static pid_t start_pvhost(const char *pvhost, const char *pers, const char *gues
 		dup2(pfd[1], 1);
 		dup2(pfd[1], 2);
 		close(pfd[0]);
-		execl(pvhost, pvhost, "run", "--personality", pers, "--memory", "64M", "--net",
-		      net, guest, "--", "seed=1", (char *)NULL);
+		execl(pvhost, pvhost, "run", "--personality", pers, "--memory", "64M", "--stats",
+		      "--net", net, guest, "--", "seed=1", (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -228,7 +229,7 @@ int main(int argc, char **argv)
 	struct console con = { .fd = -1 };
 	uint8_t mac[6];
 	int lfd, fd, i, st, rc = 1;
-	unsigned long long pio0, mmio0;
+	unsigned long long pio0, mmio0, all0;
 	double rate;
 	pid_t pid;
 	uint64_t t0;
@@ -283,6 +284,7 @@ int main(int argc, char **argv)
 		console_pump(&con, 100);
 	pio0 = con.pio;
 	mmio0 = con.mmio;
+	all0 = con.total - con.sysfix;
 	if (run_echo(fd, mac, total, window, &con, &rate) < 0) {
 		fprintf(stderr, "net_echo: console:\n%s\n", con.buf);
 		goto out;
@@ -290,10 +292,12 @@ int main(int argc, char **argv)
 	kill(pid, SIGUSR2);
 	for (i = con.exits_seen; con.exits_seen == i;)
 		console_pump(&con, 100);
+	/* "exits" leaves out the syscall fix's (a host defect, not I/O; the
+	 * guest's user task makes system calls all along) */
 	printf("guest echo (%s): %u frames of %d bytes, window %u: all back once and intact, "
-	       "%.0f frames/s, %.1f exits/frame (%.1f pio, %.1f mmio)\n",
+	       "%.0f frames/s, %.2f exits/frame (%.2f pio, %.2f mmio)\n",
 	       pers, total, FRAME_LEN, window, rate,
-	       (double)(con.pio - pio0 + con.mmio - mmio0) / total,
+	       (double)(con.total - con.sysfix - all0) / total,
 	       (double)(con.pio - pio0) / total, (double)(con.mmio - mmio0) / total);
 	rc = 0;
 out:
@@ -302,5 +306,7 @@ out:
 	console_pump(&con, 100);
 	if (strstr(con.buf, "pvhost: net:"))
 		fputs(strstr(con.buf, "pvhost: net:"), stdout);
+	else if (strstr(con.buf, "pvhost: stats:"))
+		fputs(strstr(con.buf, "pvhost: stats:"), stdout);
 	return rc;
 }

@@ -1,0 +1,63 @@
+/* daemon_link.h: what the two sides of a migration share: the TLS link's errors, frames on it, and the relay between it and a guest process */
+#ifndef DAEMON_LINK_H
+#define DAEMON_LINK_H
+
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "daemon.h"
+
+/*
+ * Source:  client --Migrate--> daemon A --TLS--> daemon B
+ *          A sends PeerRequest; B checks what it can, starts `pvguest
+ *          receive`, and once that VM exists answers PeerAccept.  Only
+ *          then does A hand its guest process one end of a socketpair
+ *          ("migrate"): nothing is frozen before the target said yes.
+ *          From there both daemons relay bytes: pvguest(A) <-> A <-TLS->
+ *          B <-> pvguest(B).  The stream and the target's reply are the
+ *          migrate library's (migrate.h); the daemons only carry them, so
+ *          the library's rule holds end to end: the source is destroyed
+ *          only after the target's OK reached it, and resumed otherwise.
+ *
+ * A peer is whoever holds a certificate signed by tls_ca: the handshake
+ * requires one both ways, and a peer without one never gets a byte read.
+ */
+
+#define PEER_HANDSHAKE_S 15	/* a peer has this long for TLS and its request */
+
+/* Every queued TLS error (of bev, then the thread's), for a log line. */
+const char *ssl_error(struct bufferevent *bev);
+/* TCP_NODELAY: the target's small reply must not wait for Nagle. */
+void no_delay(evutil_socket_t fd);
+
+/* Frames (ctl_proto.h) on a bufferevent.  take_frame: 1 with the body
+ * copied out (free it), 0 for more bytes, -1 with why. */
+void send_frame(struct bufferevent *bev, const ProtobufCMessage *msg);
+int take_frame(struct bufferevent *bev, uint8_t **body, uint32_t *len, char *why, size_t whylen);
+void peer_error(struct bufferevent *bev, uint32_t code, const char *msg);
+
+/*
+ * The relay: bytes both ways between an established peer link and a
+ * local stream socket (the guest process's), with back-pressure.  When
+ * one side ends, what it sent still reaches the other, then done() is
+ * called once (why: NULL for a clean end) and the relay frees itself.
+ */
+typedef void (*relay_done_fn)(void *ctx, const char *why);
+struct relay {
+	struct bufferevent *peer, *local;
+	uint64_t to_peer, to_local;
+	int draining;
+	relay_done_fn done;
+	void *ctx;
+};
+struct relay *relay_start(struct daemon *d, struct bufferevent *peer, int local_fd,
+			  relay_done_fn done, void *ctx);
+/* Abandon a relay without calling done (its owner is going away). */
+void relay_drop(struct relay *r);
+
+/* daemon_mig_in.c: the peer listener's accept, and its cleanup */
+void mig_in_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		   void *arg);
+void mig_in_shutdown(void);
+
+#endif

@@ -1,0 +1,437 @@
+/* daemon_mig_out.c: the source side of a migration: refuse early, TLS to the target, its answer, then the guest process streams through the relay */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+
+#include "daemon_link.h"
+
+/*
+ * Nothing is frozen until the target accepted: every refusal here and
+ * every failure up to the PeerAccept leaves the guest running untouched.
+ */
+#define TICK_MS 250 /* progress to the client, and the handshake's deadline */
+
+struct mig_out {
+	struct daemon *d;
+	struct guest *g;
+	char dest[CTL_DEST_MAX + 1], host[256], to[CTL_NAME_MAX + 1];
+	char target_name[CTL_NAME_MAX + 1];
+	unsigned port;
+	enum { MO_CONNECT, MO_HANDSHAKE, MO_STREAM } phase;
+	struct bufferevent *peer;	/* until the relay takes it */
+	struct relay *relay;
+	struct event *tick;
+	uint64_t t0, last_bytes, last_t, rate;
+	uint64_t estimate;		/* pvguest's guess of the stream's size */
+	unsigned rounds;
+};
+
+static void mo_progress(struct mig_out *mo, const char *phase)
+{
+	Pvmigrate__Ctl__ControlResponse rsp = PVMIGRATE__CTL__CONTROL_RESPONSE__INIT;
+	Pvmigrate__Ctl__MigrateProgress p = PVMIGRATE__CTL__MIGRATE_PROGRESS__INIT;
+	uint64_t bytes = mo->relay ? mo->relay->to_peer : 0;
+	struct conn *c;
+
+	p.phase = (char *)phase;
+	p.has_bytes = p.has_total = p.has_rate = p.has_round = 1;
+	p.bytes = bytes;
+	/* round 0 sends the pages that are not zero (pvguest counts them
+	 * first), later rounds what was written meanwhile: the estimate holds
+	 * until we are past it */
+	p.total = mo->estimate ? mo->estimate : mo->g->memory;
+	if (p.total < bytes)
+		p.total = bytes;
+	p.rate = mo->rate;
+	p.round = mo->rounds;
+	rsp.has_more = 1;
+	rsp.more = 1;
+	rsp.body_case = PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_PROGRESS;
+	rsp.progress = &p;
+	for (c = mo->g->waiters; c; c = c->wait_next)
+		if (c->wait == WAIT_MIGRATE) {
+			rsp.id = c->wait_id;
+			conn_send(c, &rsp);
+		}
+}
+
+static void mo_free(struct mig_out *mo)
+{
+	if (mo->peer)
+		bufferevent_free(mo->peer);
+	relay_drop(mo->relay);
+	if (mo->tick)
+		event_free(mo->tick);
+	if (mo->g)
+		mo->g->mig = NULL;
+	free(mo);
+}
+
+/* Answer every migrate waiter with an error, and forget the migration. */
+static void mo_fail(struct mig_out *mo, uint32_t code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void mo_fail(struct mig_out *mo, uint32_t code, const char *fmt, ...)
+{
+	struct guest *g = mo->g;
+	struct conn *c, *next;
+	char msg[CTL_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	dlog("%s -> %s: %s", g->name, mo->dest, msg);
+	if (g->state == G_MIGRATING)
+		g->state = G_RUNNING;
+	for (c = g->waiters; c; c = next) {
+		next = c->wait_next;
+		if (c->wait == WAIT_MIGRATE) {
+			conn_error(c, c->wait_id, code, "%s", msg);
+			conn_wait_done(c);
+		}
+	}
+	mo_free(mo);
+}
+
+static void mo_relay_done(void *ctx, const char *why)
+{
+	struct mig_out *mo = ctx;
+
+	/* The link is over; pvguest's own word (migrated or failed) decides. */
+	mo->relay = NULL;
+	if (why)
+		dlog("%s: migration link: %s", mo->g->name, why);
+}
+
+static void mo_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct mig_out *mo = arg;
+	uint64_t t = now_ns(), bytes;
+
+	if (mo->phase != MO_STREAM) {
+		/* connect and handshake only get so long: nothing is frozen yet */
+		if ((t - mo->t0) / 1000000u > mo->d->conf.migrate_timeout_ms)
+			mo_fail(mo, CTL_ERR_FAILED, "no answer from %s within %u ms; nothing was frozen",
+				mo->dest, mo->d->conf.migrate_timeout_ms);
+		return;
+	}
+	bytes = mo->relay ? mo->relay->to_peer : mo->last_bytes;
+	if (t > mo->last_t)
+		mo->rate = (bytes - mo->last_bytes) * 1000000000ull / (t - mo->last_t);
+	mo->last_bytes = bytes;
+	mo->last_t = t;
+	mo_progress(mo, "precopy");
+}
+
+static void mo_start_stream(struct mig_out *mo)
+{
+	int sv[2];
+	char why[300];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		mo_fail(mo, CTL_ERR_FAILED, "socketpair: %s; nothing was frozen", strerror(errno));
+		return;
+	}
+	evutil_make_socket_nonblocking(sv[0]);
+	if (guest_cmd_migrate(mo->g, sv[1], why, sizeof why) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		mo_fail(mo, CTL_ERR_FAILED, "%s; nothing was frozen", why);
+		return;
+	}
+	close(sv[1]);
+	mo->relay = relay_start(mo->d, mo->peer, sv[0], mo_relay_done, mo);
+	if (!mo->relay) {
+		close(sv[0]); /* pvguest sees the stream end and resumes */
+		dlog("%s: cannot start the relay", mo->g->name);
+		return;
+	}
+	mo->peer = NULL;
+	mo->phase = MO_STREAM;
+	mo->last_t = now_ns();
+	dlog("%s: %s accepted it as %s; streaming", mo->g->name, mo->dest, mo->target_name);
+	mo_progress(mo, "precopy");
+}
+
+static void mo_read(struct bufferevent *bev, void *arg)
+{
+	struct mig_out *mo = arg;
+	Pvmigrate__Ctl__PeerResponse *rsp;
+	uint8_t *body;
+	uint32_t len, code;
+	char why[300];
+	int rc;
+
+	if (mo->phase != MO_HANDSHAKE)
+		return;
+	rc = take_frame(bev, &body, &len, why, sizeof why);
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		mo_fail(mo, CTL_ERR_FAILED, "%s answered garbage (%s); nothing was frozen", mo->dest, why);
+		return;
+	}
+	rsp = ctl_peer_response_decode(body, len, &code, why, sizeof why);
+	free(body);
+	if (!rsp) {
+		mo_fail(mo, code == CTL_ERR_VERSION ? CTL_ERR_VERSION : CTL_ERR_FAILED,
+			"%s: %s; nothing was frozen", mo->dest, why);
+		return;
+	}
+	if (rsp->body_case == PVMIGRATE__CTL__PEER_RESPONSE__BODY_ERROR) {
+		code = rsp->error->code >= 1 && rsp->error->code <= CTL_ERR_MAX ? rsp->error->code
+										: CTL_ERR_FAILED;
+		snprintf(why, sizeof why, "%s", rsp->error->message);
+		ctl_peer_response_free(rsp);
+		mo_fail(mo, code, "target %s refused: %s; nothing was frozen", mo->dest, why);
+		return;
+	}
+	snprintf(mo->target_name, sizeof mo->target_name, "%s", rsp->accept->guest);
+	ctl_peer_response_free(rsp);
+	mo_start_stream(mo);
+}
+
+static void mo_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct mig_out *mo = arg;
+	Pvmigrate__Ctl__PeerRequest req = PVMIGRATE__CTL__PEER_REQUEST__INIT;
+	Pvmigrate__Ctl__PeerMigrate pm = PVMIGRATE__CTL__PEER_MIGRATE__INIT;
+	static uint8_t tail[CTL_CONSOLE_CHUNK];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* the TLS handshake is done and the target's certificate checked */
+		mo->phase = MO_HANDSHAKE;
+		no_delay(bufferevent_getfd(bev));
+		req.has_protocol_major = req.has_protocol_minor = 1;
+		req.protocol_major = CTL_PROTO_MAJOR;
+		req.protocol_minor = CTL_PROTO_MINOR;
+		pm.guest = mo->g->name;
+		pm.from = mo->g->personality;
+		pm.to = mo->to;
+		pm.has_vcpus = pm.has_memory = pm.has_console = 1;
+		pm.vcpus = mo->g->vcpus;
+		pm.memory = mo->g->memory;
+		pm.image = mo->g->image;
+		pm.console.data = tail;
+		pm.console.len = guest_console_tail(mo->g, tail, sizeof tail);
+		req.body_case = PVMIGRATE__CTL__PEER_REQUEST__BODY_MIGRATE;
+		req.migrate = &pm;
+		send_frame(bev, &req.base);
+		mo_progress(mo, "handshake");
+		return;
+	}
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
+		int dns = bufferevent_socket_get_dns_error(bev);
+
+		if (dns)
+			mo_fail(mo, CTL_ERR_FAILED, "%s: %s; nothing was frozen", mo->dest,
+				evutil_gai_strerror(dns));
+		else if (mo->phase == MO_CONNECT)
+			mo_fail(mo, CTL_ERR_FAILED, "cannot reach %s over TLS: %s; nothing was frozen",
+				mo->dest, ssl_error(bev));
+		else /* TLS 1.3: a target that rejects our certificate says so only now */
+			mo_fail(mo, CTL_ERR_FAILED, "%s closed the link before answering (%s; does it "
+				"accept this host's certificate?); nothing was frozen", mo->dest,
+				ssl_error(bev));
+	}
+}
+
+static int numeric_host(const char *h)
+{
+	struct in6_addr a;
+
+	return inet_pton(AF_INET, h, &a) == 1 || inet_pton(AF_INET6, h, &a) == 1;
+}
+
+void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__Ctl__Migrate *m)
+{
+	struct guest *g = guest_find(d, m->guest);
+	struct timeval tick = { 0, TICK_MS * 1000 };
+	char avail[128];
+	struct mig_out *mo;
+	SSL *ssl;
+	const char *no = "live migration through the daemon is not implemented yet";
+
+	daemon_available_text(d, avail, sizeof avail);
+	/* Everything that can be refused is refused here, before any peer is
+	 * contacted and long before anything is frozen. */
+	if (!ctl_personality_known(m->from) || !daemon_available(d, m->from)) {
+		conn_error(c, id, CTL_ERR_UNAVAILABLE,
+			   "hypervisor '%s' is not available on this host (available: %s)",
+			   m->from, avail);
+		return;
+	}
+	if (!ctl_personality_known(m->to) || !daemon_available(d, m->to)) {
+		conn_error(c, id, CTL_ERR_UNAVAILABLE,
+			   "hypervisor '%s' is not available on this host (available: %s)",
+			   m->to, avail);
+		return;
+	}
+	if (!g) {
+		conn_error(c, id, CTL_ERR_NOT_FOUND, "no guest named %s", m->guest);
+		return;
+	}
+	if (strcmp(m->from, g->personality)) {
+		conn_error(c, id, CTL_ERR_INVALID, "%s runs on %s, not %s (--from)", g->name,
+			   g->personality, m->from);
+		return;
+	}
+	if (g->state != G_RUNNING) {
+		conn_error(c, id, CTL_ERR_BUSY, "%s is %s, not running", g->name,
+			   guest_state_name(g->state));
+		return;
+	}
+	if (strcmp(m->from, "native") || strcmp(m->to, "native")) {
+		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
+			   "%s: %s -> %s: the migrate library moves native guests only; the kvm "
+			   "runtime's state and re-patching at the target are still missing",
+			   no, m->from, m->to);
+		return;
+	}
+	if (!m->dest || !m->dest[0]) {
+		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
+			   "%s: in place (no --dest) means switching personality, which needs "
+			   "the kvm runtime; native -> native in place would move nothing", no);
+		return;
+	}
+	if (g->runner != RUNNER_PVGUEST) {
+		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
+			   "%s: %s runs under pvhost, which cannot be told to migrate", no,
+			   g->name);
+		return;
+	}
+	if (g->net[0]) {
+		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
+			   "%s: %s has a NIC (%s), and a NIC's host backend cannot follow the "
+			   "guest to another process yet", no, g->name, g->net);
+		return;
+	}
+	if (!d->tls_client) {
+		conn_error(c, id, CTL_ERR_FAILED,
+			   "no TLS configured: tls_cert, tls_key and tls_ca in pvmigrate.conf "
+			   "are needed to reach a peer");
+		return;
+	}
+	mo = calloc(1, sizeof *mo);
+	if (!mo) {
+		conn_error(c, id, CTL_ERR_FAILED, "out of memory");
+		return;
+	}
+	mo->d = d;
+	mo->g = g;
+	snprintf(mo->dest, sizeof mo->dest, "%s", m->dest);
+	snprintf(mo->to, sizeof mo->to, "%s", m->to);
+	if (!ctl_parse_dest(m->dest, mo->host, sizeof mo->host, &mo->port)) {
+		free(mo);
+		conn_error(c, id, CTL_ERR_INVALID, "dest: must be HOST[:PORT]");
+		return;
+	}
+	mo->t0 = now_ns();
+	ssl = SSL_new(d->tls_client);
+	if (ssl && !numeric_host(mo->host))
+		SSL_set_tlsext_host_name(ssl, mo->host);
+	mo->peer = ssl ? bufferevent_openssl_socket_new(d->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+							BEV_OPT_CLOSE_ON_FREE)
+		       : NULL;
+	mo->tick = event_new(d->base, -1, EV_PERSIST, mo_tick, mo);
+	if (!mo->peer || !mo->tick) {
+		if (!mo->peer && ssl)
+			SSL_free(ssl);
+		mo_free(mo);
+		conn_error(c, id, CTL_ERR_FAILED, "cannot set up TLS: %s", ssl_error(NULL));
+		return;
+	}
+	g->mig = mo;
+	g->state = G_MIGRATING;
+	conn_wait_on(c, g, WAIT_MIGRATE, id);
+	dlog("%s: migrating to %s (%s -> %s)", g->name, mo->dest, m->from, m->to);
+	bufferevent_openssl_set_allow_dirty_shutdown(mo->peer, 1);
+	bufferevent_setcb(mo->peer, mo_read, NULL, mo_event, mo);
+	bufferevent_enable(mo->peer, EV_READ | EV_WRITE);
+	evtimer_add(mo->tick, &tick);
+	mo_progress(mo, "connect");
+	if (bufferevent_socket_connect_hostname(mo->peer, d->dns, AF_UNSPEC, mo->host,
+						(int)mo->port) < 0)
+		mo_fail(mo, CTL_ERR_FAILED, "cannot connect to %s; nothing was frozen", mo->dest);
+}
+
+void mig_out_event(struct guest *g, const char *verb, const char *rest)
+{
+	Pvmigrate__Ctl__ControlResponse rsp = PVMIGRATE__CTL__CONTROL_RESPONSE__INIT;
+	Pvmigrate__Ctl__MigrateResult res = PVMIGRATE__CTL__MIGRATE_RESULT__INIT;
+	struct mig_out *mo = g->mig;
+	unsigned long long down, total, bytes;
+	unsigned rounds, round;
+	struct conn *c, *next;
+	int resumed;
+
+	if (!mo) {
+		dlog("%s: pvguest sent '%s' with no migration running, ignored", g->name, verb);
+		return;
+	}
+	if (!strcmp(verb, "estimate")) {
+		mo->estimate = strtoull(rest, NULL, 10);
+		return;
+	}
+	if (!strcmp(verb, "log")) {
+		if (sscanf(rest, "migrate: round %u:", &round) == 1) {
+			mo->rounds = round + 1;
+			mo_progress(mo, "round");
+		}
+		return;
+	}
+	if (!strcmp(verb, "migrate-failed")) {
+		resumed = rest[0] == '1';
+		mo_fail(mo, CTL_ERR_FAILED, "migration of %s to %s failed: %s; the guest %s here",
+			g->name, mo->dest, rest[0] && rest[1] ? rest + 2 : "no reason given",
+			resumed ? "was resumed and runs on" : "runs on");
+		return;
+	}
+	/* migrated: the target confirmed */
+	if (sscanf(rest, "%llu %llu %llu %u", &down, &total, &bytes, &rounds) != 4) {
+		down = total = bytes = 0;
+		rounds = 0;
+	}
+	dlog("%s: moved to %s as %s: downtime %.3f ms, total %.1f ms, %llu bytes, %u rounds",
+	     g->name, mo->dest, mo->target_name, down / 1e6, total / 1e6, bytes, rounds);
+	g->migrated_away = 1;
+	g->state = G_MIGRATED; /* its runner discards the stale copy and exits */
+	snprintf(g->detail, sizeof g->detail, "moved to %.200s as %s", mo->dest,
+		 mo->target_name);
+	res.has_downtime_us = res.has_total_us = res.has_bytes = res.has_rounds = 1;
+	res.downtime_us = down / 1000;
+	res.total_us = total / 1000;
+	res.bytes = bytes;
+	res.rounds = rounds;
+	res.dest_guest = mo->target_name;
+	rsp.body_case = PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT;
+	rsp.result = &res;
+	for (c = g->waiters; c; c = next) {
+		next = c->wait_next;
+		if (c->wait == WAIT_MIGRATE) {
+			rsp.id = c->wait_id;
+			conn_send(c, &rsp);
+			conn_wait_done(c);
+		}
+	}
+	mo_free(mo);
+}
+
+void mig_out_gone(struct guest *g)
+{
+	if (g->migrated_away)
+		mo_free(g->mig);
+	else
+		mo_fail(g->mig, CTL_ERR_FAILED, "%s's runner exited during the migration (status %d)",
+			g->name, g->status);
+}

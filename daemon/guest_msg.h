@@ -1,0 +1,37 @@
+/* guest_msg.h: the command socket between pvmigrated and one pvguest process (verbs, limits) */
+#ifndef GUEST_MSG_H
+#define GUEST_MSG_H
+
+/*
+ * One SOCK_SEQPACKET socketpair per guest, fd 3 in pvguest.  Each packet
+ * is one text message "VERB[ REST]", at most GUEST_MSG_MAX bytes, no NUL.
+ * pvguest is the daemon's own child, but its words still pass a length
+ * and verb check: a guest process that went wrong must not be able to
+ * confuse the daemon either.
+ *
+ * pvguest -> daemon
+ *   ready                  run: the VM runs; receive: the VM exists and
+ *                          waits for the stream on fd 4
+ *   failed WHY             run: the guest could not be started; pvguest
+ *                          exits 1
+ *   estimate BYTES         before sending: round 0's size (pages not all
+ *                          zero), for the progress bar
+ *   log TEXT               a line of migrate_send's round log
+ *   migrated D T B R       the target confirmed: downtime ns, total ns,
+ *                          stream bytes, pre-copy rounds; pvguest ends
+ *                          its copy and exits 0
+ *   migrate-failed R WHY   the target did not confirm; R = 1 if the
+ *                          guest was resumed (it runs on here)
+ *   received               receive: the stream was loaded, confirmed,
+ *                          and the guest now runs here
+ *   receive-failed WHY     receive: nothing runs; pvguest exits 1
+ *
+ * daemon -> pvguest
+ *   migrate                with one fd (SCM_RIGHTS): the stream socket;
+ *                          pvguest sends the guest over it (migrate_send)
+ */
+#define GUEST_MSG_MAX 1024
+#define GUEST_CMD_FD 3
+#define GUEST_STREAM_FD 4
+
+#endif

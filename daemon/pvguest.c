@@ -1,0 +1,435 @@
+/* pvguest.c: one native guest in one process for pvmigrated: runs it on the kvm backend, sends it away or receives it on the daemon's word */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "guest_msg.h"
+#include "migrate.h"
+
+/*
+ * pvguest run [--vcpus N] [--memory BYTES] [--net SPEC] IMAGE [-- ARGS...]
+ * pvguest receive --vcpus N --memory BYTES
+ *
+ * Started by pvmigrated only (guest_proc.c): the console goes to stdout,
+ * our own messages to stderr (the daemon captures both), fd 3 is the
+ * command socket (guest_msg.h), and in receive mode fd 4 is the migration
+ * stream.  The guest's power-off value is our exit status (70: crashed or
+ * halted for good), as with pvhost.  If the daemon goes away (fd 3 ends),
+ * the guest is powered off: nobody could reach it any more.
+ */
+#define EXIT_USAGE 2
+#define EXIT_GUEST_FAILED 70
+#define STREAM_TIMEOUT_MS 30000
+
+static int cmd_fd = GUEST_CMD_FD;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char msg[GUEST_MSG_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof msg)
+		n = sizeof msg - 1;
+	/* the daemon reads every packet; a full socket means it is gone */
+	send(cmd_fd, msg, (size_t)n, MSG_NOSIGNAL);
+}
+
+static int die(const char *action, const char *reason)
+{
+	fprintf(stderr, "pvguest: %s failed: %s\n", action, reason);
+	return 1;
+}
+
+/* migrate_send's round log, one "log" packet per line. */
+struct log_cookie {
+	char line[512];
+	size_t len;
+};
+
+static ssize_t log_write(void *ctx, const char *buf, size_t len)
+{
+	struct log_cookie *lc = ctx;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (buf[i] == '\n' || lc->len == sizeof lc->line - 1) {
+			lc->line[lc->len] = '\0';
+			say("log %s", lc->line);
+			lc->len = 0;
+			if (buf[i] == '\n')
+				continue;
+		}
+		lc->line[lc->len++] = buf[i];
+	}
+	return (ssize_t)len;
+}
+
+/* ---- the running guest ---- */
+
+struct runner {
+	struct vm *vm;
+	pthread_t thread;
+	int done_fd; /* eventfd: vm__run returned */
+};
+
+static void *run_thread(void *arg)
+{
+	struct runner *r = arg;
+	uint64_t one = 1;
+
+	vm__run(r->vm);
+	if (write(r->done_fd, &one, sizeof one) < 0)
+		perror("pvguest: eventfd");
+	return NULL;
+}
+
+/* Receive one command packet; its fd (if any) in *fd.  0 at EOF. */
+static ssize_t cmd_recv(char *buf, size_t len, int *fd)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { buf, len - 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+			     .msg_controllen = sizeof u.b };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	*fd = -1;
+	do
+		n = recvmsg(cmd_fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(fd, CMSG_DATA(cm), sizeof(int));
+	return n;
+}
+
+/*
+ * Round 0 skips all-zero pages: the rest is what the progress bar waits
+ * for.  A read-only pass over RAM while the guest runs (a page it writes
+ * meanwhile is resent anyway).  Pages never touched are not resident and
+ * read as zero: mincore() skips them without faulting them in, which on a
+ * large fresh guest is most of the cost.
+ */
+static unsigned long long stream_estimate(const struct vm *vm)
+{
+	uint64_t pages = vm->mem_size / VM_PAGE_SIZE, p, nonzero = 0;
+	size_t i, per = VM_PAGE_SIZE / sizeof(uint64_t);
+	unsigned char *res = malloc(pages);
+	const uint64_t *w;
+
+	if (res && mincore(vm->mem, vm->mem_size, res) < 0) {
+		free(res);
+		res = NULL;
+	}
+	for (p = 0; p < pages; p++) {
+		if (res && !(res[p] & 1))
+			continue;
+		w = (const uint64_t *)(vm->mem + p * VM_PAGE_SIZE);
+		for (i = 0; i < per; i++)
+			if (w[i]) {
+				nonzero++;
+				break;
+			}
+	}
+	free(res);
+	return (unsigned long long)(nonzero * (VM_PAGE_SIZE + 8));
+}
+
+/* Returns 1 when the guest left (the target has it), 0 when it runs on. */
+static int do_migrate(struct runner *r, int fd)
+{
+	struct log_cookie lc = { .len = 0 };
+	cookie_io_functions_t fns = { .write = log_write };
+	struct migrate_policy pol = { .no_shrink_stop = 1 };
+	struct migrate_report rep;
+	struct migrate_conn conn;
+	int rc;
+
+	pol.log = fopencookie(&lc, "w", fns);
+	if (pol.log)
+		setvbuf(pol.log, NULL, _IOLBF, 0);
+	say("estimate %llu", stream_estimate(r->vm));
+	migrate_conn_init(&conn, fd, STREAM_TIMEOUT_MS);
+	rc = migrate_send(r->vm, &conn.io, &pol, &rep);
+	close(fd);
+	if (pol.log)
+		fclose(pol.log);
+	if (rc < 0) {
+		fprintf(stderr, "pvguest: migration failed: %s%s\n", rep.err,
+			rep.resumed ? " (the guest runs on here)" : "");
+		say("migrate-failed %d %s", rep.resumed, rep.err);
+		return 0;
+	}
+	fprintf(stderr, "pvguest: migrated: downtime %.3f ms, total %.1f ms, %llu bytes\n",
+		rep.downtime_ns / 1e6, rep.total_ns / 1e6, (unsigned long long)rep.total_bytes);
+	say("migrated %llu %llu %llu %u", (unsigned long long)rep.downtime_ns,
+	    (unsigned long long)rep.total_ns, (unsigned long long)rep.total_bytes, rep.rounds);
+	/* The target confirmed: ours is a stale copy, paused; end it. */
+	vm__poweroff(r->vm, VM_EXIT_POWEROFF, 0);
+	return 1;
+}
+
+/* Run the guest until it ends, serving the daemon meanwhile; our exit status. */
+static int serve(struct vm *vm)
+{
+	struct runner r = { .vm = vm };
+	struct pollfd pfd[3];
+	sigset_t set;
+	char buf[GUEST_MSG_MAX];
+	int sfd, away = 0, fd, rc;
+	ssize_t n;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	r.done_fd = eventfd(0, EFD_CLOEXEC);
+	if (sfd < 0 || r.done_fd < 0 || pthread_create(&r.thread, NULL, run_thread, &r)) {
+		vm__destroy(vm);
+		return die("start the guest", strerror(errno));
+	}
+	say("ready");
+	pfd[0] = (struct pollfd){ .fd = r.done_fd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	pfd[2] = (struct pollfd){ .fd = cmd_fd, .events = POLLIN };
+	for (;;) {
+		if (poll(pfd, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[0].revents)
+			break;
+		if (pfd[1].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof si) == sizeof si)
+				vm__poweroff(vm, VM_EXIT_POWEROFF, 128 + (int)si.ssi_signo);
+		}
+		if (pfd[2].revents) {
+			n = cmd_recv(buf, sizeof buf, &fd);
+			if (n <= 0) {
+				/* the daemon is gone: nobody can reach the guest any more */
+				fprintf(stderr, "pvguest: the daemon went away, powering off\n");
+				vm__poweroff(vm, VM_EXIT_POWEROFF, 128 + SIGHUP);
+				pfd[2].fd = -1;
+			} else if (!strcmp(buf, "migrate") && fd >= 0) {
+				away = do_migrate(&r, fd);
+			} else {
+				if (fd >= 0)
+					close(fd);
+				fprintf(stderr, "pvguest: unknown command '%.40s' ignored\n", buf);
+			}
+		}
+	}
+	pthread_join(r.thread, NULL);
+	if (away) {
+		rc = 0;
+	} else {
+		switch (vm->exit_kind) {
+		case VM_EXIT_POWEROFF:
+			rc = vm->exit_status;
+			break;
+		case VM_EXIT_HALTED:
+			fprintf(stderr, "pvguest: guest halted with interrupts disabled\n");
+			rc = EXIT_GUEST_FAILED;
+			break;
+		default:
+			fprintf(stderr, "pvguest: guest failed: %s\n", vm->err);
+			rc = EXIT_GUEST_FAILED;
+			break;
+		}
+	}
+	vm__destroy(vm);
+	return rc;
+}
+
+/* ---- command line ---- */
+
+/* A bzImage carries "HdrS" at 0x202 (as pvhost checks); anything else is Multiboot. */
+static int is_bzimage(const char *path)
+{
+	unsigned char b[0x206];
+	FILE *f = fopen(path, "rb");
+	int yes = 0;
+
+	if (f) {
+		yes = fread(b, 1, sizeof b, f) == sizeof b && memcmp(b + 0x202, "HdrS", 4) == 0;
+		fclose(f);
+	}
+	return yes;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: pvguest run [--vcpus N] [--memory BYTES] [--net SPEC] IMAGE [-- ARGS...]\n"
+		"       pvguest receive --vcpus N --memory BYTES\n"
+		"pvguest is started by pvmigrated: fd %d must be its command socket, and in\n"
+		"receive mode fd %d the migration stream.\n", GUEST_CMD_FD, GUEST_STREAM_FD);
+}
+
+struct opts {
+	unsigned long vcpus;
+	unsigned long long memory;
+	const char *net, *image;
+	char *cmdline;
+	int linux_boot;
+};
+
+static int parse(int argc, char **argv, int receive, struct opts *o)
+{
+	size_t len = 1;
+	char *end;
+	int i, first;
+
+	o->vcpus = 1;
+	o->memory = 256ull << 20;
+	for (i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			i++;
+			break;
+		} else if (!strcmp(argv[i], "--vcpus") && i + 1 < argc) {
+			o->vcpus = strtoul(argv[++i], &end, 10);
+			if (*end || o->vcpus < 1 || o->vcpus > VM_MAX_VCPUS)
+				return -1;
+		} else if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
+			o->memory = strtoull(argv[++i], &end, 10);
+			if (*end || !o->memory)
+				return -1;
+		} else if (!strcmp(argv[i], "--net") && i + 1 < argc && !receive) {
+			o->net = argv[++i];
+		} else if (argv[i][0] == '-' || o->image || receive) {
+			return -1;
+		} else {
+			o->image = argv[i];
+		}
+	}
+	if (receive)
+		return i < argc ? -1 : 0;
+	if (!o->image)
+		return -1;
+	o->linux_boot = is_bzimage(o->image);
+	if (o->linux_boot && i >= argc) {
+		o->cmdline = strdup("console=ttyS0 earlyprintk=serial");
+		return o->cmdline ? 0 : -1;
+	}
+	/* Multiboot: like QEMU and pvhost, the image name is the first word. */
+	len += strlen(o->image) + 1;
+	for (first = i; i < argc; i++)
+		len += strlen(argv[i]) + 1;
+	o->cmdline = malloc(len);
+	if (!o->cmdline)
+		return -1;
+	strcpy(o->cmdline, o->linux_boot ? "" : o->image);
+	for (i = first; i < argc; i++) {
+		if (o->cmdline[0])
+			strcat(o->cmdline, " ");
+		strcat(o->cmdline, argv[i]);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct migrate_conn conn;
+	char cause[256], why[600];
+	struct vm *vm;
+	sigset_t set;
+	int receive;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2 || (strcmp(argv[1], "run") && strcmp(argv[1], "receive"))) {
+		usage();
+		return EXIT_USAGE;
+	}
+	receive = !strcmp(argv[1], "receive");
+	if (parse(argc - 2, argv + 2, receive, &o) < 0) {
+		usage();
+		return EXIT_USAGE;
+	}
+	{
+		int type;
+		socklen_t tl = sizeof type;
+
+		if (getsockopt(cmd_fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_SEQPACKET) {
+			usage();
+			return EXIT_USAGE;
+		}
+	}
+	/* Before any vCPU thread exists, so they all inherit the mask and
+	 * the signals reach serve()'s signalfd. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	vm = vm__create(&vm_kvm_ops, o.memory, (unsigned)o.vcpus, cause, sizeof cause);
+	if (!vm) {
+		say("%s %s", receive ? "receive-failed" : "failed", cause);
+		return die("create VM", cause);
+	}
+	if (vm__platform_init(vm, STDOUT_FILENO) < 0) {
+		say("%s %s", receive ? "receive-failed" : "failed", vm->err);
+		die("create platform", vm->err);
+		vm__destroy(vm);
+		return 1;
+	}
+	if (receive) {
+		say("ready");
+		migrate_conn_init(&conn, GUEST_STREAM_FD, STREAM_TIMEOUT_MS);
+		if (migrate_receive(vm, &conn.io, why, sizeof why) < 0) {
+			close(GUEST_STREAM_FD);
+			say("receive-failed %s", why);
+			die("receive the guest", why);
+			vm__destroy(vm);
+			return 1;
+		}
+		close(GUEST_STREAM_FD);
+		fprintf(stderr, "pvguest: guest received, running\n");
+		say("received");
+		return serve(vm);
+	}
+	if (o.net && vm__platform_add_nic(vm, o.net) < 0) {
+		say("failed %s", vm->err);
+		die("attach NIC", vm->err);
+		vm__destroy(vm);
+		return 1;
+	}
+	if ((o.linux_boot ? vm__load_linux(vm, o.image, NULL, o.cmdline)
+			  : vm__load_multiboot(vm, o.image, o.cmdline)) < 0) {
+		say("failed %s", vm->err);
+		die("load guest", vm->err);
+		vm__destroy(vm);
+		free(o.cmdline);
+		return 1;
+	}
+	free(o.cmdline);
+	return serve(vm);
+}

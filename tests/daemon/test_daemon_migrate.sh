@@ -1,0 +1,101 @@
+#!/bin/sh
+# test_daemon_migrate.sh: live migration between two pvmigrated on this machine over mutual TLS: there and back with the right checksum; an uncertified peer moves nothing
+#
+# Usage: test_daemon_migrate.sh PVMIGRATED PVMIGRATE GUEST_ELF WORKLOAD_REF
+set -u
+pvmigrated=$1 pvmigrate=$2 guest=$3 ref=$4
+. "$(dirname "$0")/lib.sh"
+
+[ -c /dev/kvm ] || { echo "SKIP: no /dev/kvm (no KVM host here)"; exit 77; }
+command -v openssl >/dev/null || { echo "SKIP: no openssl to make the test certificates"; exit 77; }
+
+# A CA for the cluster, a certificate per daemon; a rogue CA and a
+# daemon whose certificate it signed (well-formed, but not ours).
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$1.key" 2>/dev/null; }
+ca() { key "$1" && openssl req -x509 -key "$T/$1.key" -out "$T/$1.crt" -subj "/CN=$1" -days 1 2>/dev/null; }
+cert() {
+	key "$1" && openssl req -new -key "$T/$1.key" -out "$T/$1.csr" -subj "/CN=$1" 2>/dev/null &&
+		openssl x509 -req -in "$T/$1.csr" -CA "$T/$2.crt" -CAkey "$T/$2.key" -CAcreateserial \
+			-out "$T/$1.crt" -days 1 2>/dev/null
+}
+ca ca && ca rogue-ca && cert a ca && cert b ca && cert r rogue-ca ||
+	{ echo "FAIL: openssl could not make the certificates"; exit 1; }
+
+base=$((20000 + $$ % 20000))
+conf() { # NAME PORT|- CA
+	{
+		echo "socket = $T/$1.sock"
+		[ "$2" = - ] || echo "listen = 127.0.0.1:$2"
+		echo "tls_cert = $T/$1.crt"
+		echo "tls_key = $T/$1.key"
+		echo "tls_ca = $T/$3.crt"
+	} >"$T/$1.conf"
+}
+conf a $base ca
+conf b $((base + 1)) ca
+conf r - ca # trusts our CA, but its own certificate is the rogue CA's
+start_daemon a --config "$T/a.conf"
+start_daemon b --config "$T/b.conf"
+start_daemon r --config "$T/r.conf"
+A=$T/a.sock B=$T/b.sock R=$T/r.sock
+PA=127.0.0.1:$base PB=127.0.0.1:$((base + 1))
+
+# ---- there and back while the workload runs ----
+args="seed=3 steps=20000"
+want=$("$ref" $args)
+"$pvmigrate" --socket "$A" boot --vcpus 2 --memory 128M "$guest" $args >/dev/null || fail "boot on A"
+wait_console "$A" dom1 "tick=" 30 || fail "no progress on A"
+out=$("$pvmigrate" --socket "$A" --from native --to native --dest "$PB" dom1 2>&1)
+[ $? = 0 ] && ok "A -> B: $out" || fail "A -> B: $out"
+wait_state "$B" dom1 running 10 && ok "B runs dom1" || fail "B: dom1 is $(state "$B" dom1)"
+# A's copy is discarded once its runner has ended it
+wait_state "$A" dom1 none 10 && ok "A forgot dom1" || fail "A still has dom1: $(state "$A" dom1)"
+sleep 0.5
+out=$("$pvmigrate" --socket "$B" --json --from native --to native --dest "$PA" dom1 2>&1)
+echo "$out" | grep -q '"result":{"downtime_us":[0-9]*,.*"dest_guest":"dom1"' &&
+	echo "$out" | grep -q '"progress"' && ok "B -> A (--json): $(echo "$out" | tail -n 1)" ||
+	fail "B -> A: $out"
+wait_state "$A" dom1 exited 120 || fail "dom1 did not end on A within 120 s"
+got=$("$pvmigrate" --socket "$A" console dom1 2>/dev/null | grep '^workload:')
+[ "$got" = "$want" ] && ok "checksum after A -> B -> A: $got" || fail "got '$got', want '$want'"
+"$pvmigrate" --socket "$A" --json status dom1 | grep -q '"exit_status":0' || fail "exit status"
+"$pvmigrate" --socket "$A" console dom1 2>/dev/null | grep -q "guest: reference kernel up" &&
+	ok "the console history came along" || fail "the console lost its beginning"
+[ "$(grep -c 'reference kernel up' "$T/b.log")" = 0 ] || fail "B booted the guest itself"
+
+# ---- an uncertified peer: refused in the handshake, nothing moves ----
+args="seed=6 steps=6000"
+want=$("$ref" $args)
+"$pvmigrate" --socket "$R" boot --memory 64M "$guest" $args >/dev/null || fail "boot on R"
+wait_console "$R" dom1 "tick=" 30 || fail "no progress on R"
+nb=$("$pvmigrate" --socket "$B" list | wc -l)
+out=$("$pvmigrate" --socket "$R" --from native --to native --dest "$PB" dom1 2>&1)
+rc=$?
+[ $rc = 1 ] && echo "$out" | grep -q "nothing was frozen" && ok "rogue -> B refused: $out" ||
+	fail "rogue -> B: rc $rc: $out"
+grep -q "TLS handshake failed, nothing read: .*certificate verify failed" "$T/b.log" &&
+	ok "B: $(grep 'TLS handshake failed' "$T/b.log" | tail -n 1)" || fail "B did not log the refusal"
+[ "$("$pvmigrate" --socket "$B" list | wc -l)" = "$nb" ] && ok "B holds nothing new" ||
+	fail "B has a new guest"
+[ "$(state "$R" dom1)" = running ] && ok "R's guest runs on" || fail "R: dom1 is $(state "$R" dom1)"
+wait_state "$R" dom1 exited 60 || fail "R's guest did not end"
+got=$("$pvmigrate" --socket "$R" console dom1 2>/dev/null | grep '^workload:')
+[ "$got" = "$want" ] && ok "R's guest finished right: $got" || fail "R: '$got', want '$want'"
+
+# a TLS client with no certificate at all: the handshake fails, B lives on
+echo | timeout 10 openssl s_client -connect "$PB" -CAfile "$T/ca.crt" >/dev/null 2>&1
+sleep 0.2
+grep -q "peer did not return a certificate" "$T/b.log" && ok "certificate-less client refused" ||
+	fail "B did not refuse a client without certificate"
+
+# a hypervisor the target lacks: refused before anything is frozen
+"$pvmigrate" --socket "$A" boot --name keep --memory 64M "$guest" seed=1 steps=100000000 >/dev/null
+wait_console "$A" keep "tick=" 30 || fail "keep printed no progress"
+out=$("$pvmigrate" --socket "$A" --from native --to l4 --dest "$PB" keep 2>&1)
+[ $? = 4 ] && [ "$(state "$A" keep)" = running ] && ok "to l4: $out" || fail "to l4: $out"
+"$pvmigrate" --socket "$A" destroy keep >/dev/null || fail "destroy keep"
+
+for d in a b r; do
+	alive $d || fail "daemon $d died"
+done
+finish
