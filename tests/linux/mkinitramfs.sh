@@ -50,7 +50,9 @@ echo "real-driver: init up \$(cut -d' ' -f1 /proc/uptime) s"
 for m in $order; do
 	insmod /mod/\$m || { echo "real-driver: insmod \$m failed"; verdict FAIL; }
 done
-if dmesg | grep -q 'ns83820.c: National Semi DP83820'; then
+# The banner is printed at module load; this line only when probe() took a
+# device: "eth0: ns83820 v0.23: DP83820 v1.3: <mac> io=0x... irq=11 f=..."
+if dmesg | grep -q 'ns83820 v[0-9.]*: DP83820'; then
 	echo "ns83820: bound"
 fi
 dmesg | grep -i ns83820
