@@ -34,10 +34,11 @@
  *
  * - RX: frames are published in the ring without news first.  CPU 0's
  *   runtime looks at the ring at every site boundary, so while the guest
- *   runs it takes them without any exit.  Only if the runtime has not
- *   taken them after KH_RX_HOLDOFF_NS, or if vCPU 0 sleeps in the
- *   runtime's idle loop, does the host raise RT_NEWS_RX (and kick on a
- *   0 -> nonzero change of `news`).
+ *   runs kernel code it takes them without any exit.  Only if CPU 0 went
+ *   through no site boundary for KH_RX_HOLDOFF_NS (it runs user code) and
+ *   the frames are still there, or if vCPU 0 sleeps in the runtime's idle
+ *   loop, does the host raise RT_NEWS_RX (and kick on a 0 -> nonzero
+ *   change of `news`).
  * - TX: after a doorbell, or whenever frames pass, the receive thread
  *   drains the TX ring itself every KH_POLL_NS for KH_TX_POLL_NS, with
  *   host_draining_tx set, so the runtime rings no doorbell for those.
@@ -49,7 +50,8 @@
 
 #define KH_RX_HOLDOFF_NS 500000ull /* news if the runtime did not look for this long */
 #define KH_TX_POLL_NS	 200000000ull /* keep polling TX this long after the last frame */
-#define KH_POLL_NS	 150000ull  /* the receive thread's period while moderating */
+#define KH_POLL_NS	 150000ull  /* the channel thread's period while moderating */
+#define KH_TIMER_SLACK_NS 1000000ull /* a passed deadline the runtime may still see itself */
 
 #define BELLS_KNOWN (RT_BELL_CONSOLE | RT_BELL_NET_TX | RT_BELL_TIMER | RT_BELL_BOOTED)
 
@@ -186,8 +188,10 @@ static void bell_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 			/* the thread then finds out at its next timeout */
 		}
 	}
-	if (bits & RT_BELL_TIMER) /* vCPU 0 polls the timer again and re-arms */
-		vm__notify_irq(h->vm);
+	if ((bits & RT_BELL_TIMER) && h->stop[1] >= 0 && write(h->stop[1], "t", 1) < 0) {
+		/* the channel thread takes the new deadline: wake it; a full
+		 * pipe means it has wakeups pending anyway */
+	}
 }
 
 static const struct vm_io_ops bell_ops = { bell_read, bell_write };
@@ -209,26 +213,44 @@ static int news_ack(void *opaque)
 static const struct vm_irq_ops upcall_ops = { news_pending, news_ack };
 
 /*
- * The runtime's protocol (runtime/kvm/rt_channel.c): the field always
- * holds the PIT's next edge; after the news the runtime writes the next
- * one without a bell, and a field still in the past gets the news again.
- * The news is posted only while the bit is clear, so a runtime that is
- * slow to take it sees one upcall, not one per poll.
+ * Time belongs to the channel thread, not to a timer on vCPU 0's thread:
+ * that one could only wake the guest by a signal, one exit per tick even
+ * when the runtime reads the clock itself.  The runtime's protocol
+ * (runtime/kvm/rt_channel.c): timer_deadline_ns always holds the PIT's next
+ * edge, and a runtime that passes a site boundary where it polls (the
+ * common kinds' assembler fast paths do not) ticks the PIT and writes the
+ * next edge on its own.  So at a passed deadline the host waits
+ * KH_TIMER_SLACK_NS and posts RT_NEWS_TIMER (and kicks) only if the field
+ * still holds that edge, or at once if CPU 0 sleeps in the runtime's idle
+ * loop.  The news is posted only while
+ * the bit is clear: a runtime slow to take it sees one upcall, not many.
  */
-static uint64_t deadline_poll(void *opaque, uint64_t now)
+static uint64_t timer_check(struct kvm_host *h, uint64_t now)
 {
-	struct kvm_host *h = opaque;
 	uint64_t d = __atomic_load_n(&h->sh->timer_deadline_ns, __ATOMIC_ACQUIRE);
+	struct rt_cpu_state *cpu0;
+	int idle;
 
-	if (d != UINT64_MAX && now >= d &&
-	    !(__atomic_load_n(&h->sh->news, __ATOMIC_ACQUIRE) & RT_NEWS_TIMER)) {
-		__atomic_fetch_or(&h->sh->news, RT_NEWS_TIMER, __ATOMIC_ACQ_REL);
-		h->timer_news++;
+	if (d == UINT64_MAX)
+		return UINT64_MAX;
+	if (now < d)
+		return d;
+	if (__atomic_load_n(&h->sh->news, __ATOMIC_ACQUIRE) & RT_NEWS_TIMER)
+		return now + KH_TIMER_SLACK_NS; /* told; it has not taken it yet */
+	cpu0 = (struct rt_cpu_state *)vm__window(h->vm, RT_PERCPU_ADDR(0) + RT_PERCPU_STATE,
+						 sizeof *cpu0);
+	idle = !cpu0 || __atomic_load_n(&cpu0->parked, __ATOMIC_ACQUIRE) == RT_CPU_PARKED_IDLE;
+	if (!idle && d != h->tm_deadline) {
+		/* first look at this edge: a runtime that passes a boundary where
+		 * it polls reads the clock itself and moves the field on */
+		h->tm_deadline = d;
+		return now + KH_TIMER_SLACK_NS;
 	}
-	return d;
+	__atomic_fetch_or(&h->sh->news, RT_NEWS_TIMER, __ATOMIC_ACQ_REL);
+	h->timer_news++;
+	vm__notify_irq(h->vm);
+	return now + KH_TIMER_SLACK_NS;
 }
-
-static const struct vm_timer_ops deadline_ops = { deadline_poll };
 
 /* ---- parking */
 
@@ -353,8 +375,12 @@ static void rx_push(struct kvm_host *h)
 	__atomic_store_n(&h->sh->net_rx.prod, prod, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&h->rx_frames, pushed, __ATOMIC_RELAXED);
 	if (!h->rx_quiet_since) {
+		struct rt_cpu_state *cpu0 = (struct rt_cpu_state *)vm__window(
+			h->vm, RT_PERCPU_ADDR(0) + RT_PERCPU_STATE, sizeof *cpu0);
+
 		h->rx_quiet_since = vm__now_ns();
 		h->rx_quiet_prod = prod;
+		h->rx_quiet_calls = cpu0 ? __atomic_load_n(&cpu0->site_calls, __ATOMIC_RELAXED) : 0;
 	}
 	rx_moderate(h);
 }
@@ -392,8 +418,21 @@ static void rx_moderate(struct kvm_host *h)
 	}
 	cpu0 = (struct rt_cpu_state *)vm__window(h->vm, RT_PERCPU_ADDR(0) + RT_PERCPU_STATE,
 						 sizeof *cpu0);
-	if (vm__now_ns() - h->rx_quiet_since >= KH_RX_HOLDOFF_NS ||
-	    (cpu0 && __atomic_load_n(&cpu0->parked, __ATOMIC_ACQUIRE) == RT_CPU_PARKED_IDLE)) {
+	if (cpu0 && __atomic_load_n(&cpu0->parked, __ATOMIC_ACQUIRE) == RT_CPU_PARKED_IDLE) {
+		rx_news(h); /* it sleeps: only the upcall wakes it */
+		h->rx_quiet_since = 0;
+		return;
+	}
+	/* CPU 0 went through site boundaries since: the runtime looked at the
+	 * ring (and left frames there only because the NIC had no room; it
+	 * retries when the driver gives descriptors back).  Wait on. */
+	uint64_t calls = cpu0 ? __atomic_load_n(&cpu0->site_calls, __ATOMIC_RELAXED) : 0;
+	if (calls != h->rx_quiet_calls) {
+		h->rx_quiet_calls = calls;
+		h->rx_quiet_since = vm__now_ns();
+		return;
+	}
+	if (vm__now_ns() - h->rx_quiet_since >= KH_RX_HOLDOFF_NS) {
 		rx_news(h);
 		h->rx_quiet_since = 0;
 	}
@@ -421,25 +460,31 @@ static void tx_poll(struct kvm_host *h)
 	pthread_mutex_unlock(&h->vm->dev_lock);
 }
 
-static void *rx_thread(void *arg)
+static void *chan_thread(void *arg)
 {
 	struct kvm_host *h = arg;
 	struct pollfd pfd[2] = {
-		{ .fd = h->net.fd, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
 		{ .fd = h->stop[0], .events = POLLIN },
 	};
 	struct timespec ts;
+	uint64_t now, wake;
 	char c;
 
 	for (;;) {
 		/* A full queue stops reading: the backend pushes back. */
-		pfd[0].fd = h->rx_gone ? -1 : h->net.fd;
+		pfd[0].fd = !h->nic || h->rx_gone ? -1 : h->net.fd;
 		pfd[0].events = h->qcount < KH_RX_QUEUE ? POLLIN : 0;
+		now = vm__now_ns();
+		wake = timer_check(h, now);
 		if (h->rx_quiet_since || __atomic_load_n(&h->tx_poll_until, __ATOMIC_ACQUIRE))
-			ts = (struct timespec){ 0, (long)KH_POLL_NS };
-		else
-			ts = (struct timespec){ h->qcount ? 0 : 3600,
-						h->qcount ? KH_RX_RETRY_MS * 1000000L : 0 };
+			wake = wake < now + KH_POLL_NS ? wake : now + KH_POLL_NS;
+		if (h->qcount && wake > now + KH_RX_RETRY_MS * 1000000ull)
+			wake = now + KH_RX_RETRY_MS * 1000000ull;
+		if (wake == UINT64_MAX)
+			wake = now + 3600000000000ull;
+		wake = wake > now ? wake - now : 0;
+		ts = (struct timespec){ (time_t)(wake / 1000000000u), (long)(wake % 1000000000u) };
 		if (ppoll(pfd, 2, &ts, NULL) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents) {
@@ -452,8 +497,7 @@ static void *rx_thread(void *arg)
 			h->rx_gone = 1;
 		if (h->qcount)
 			rx_push(h);
-		else
-			rx_moderate(h);
+		rx_moderate(h); /* also while the ring is full: its frames still need news */
 		tx_poll(h);
 	}
 	return NULL;
@@ -465,23 +509,22 @@ int kvm_channel__init(struct kvm_host *h)
 {
 	struct vm *vm = h->vm;
 
-	if (vm__register_pio(vm, RT_PORT_DOORBELL, 4, &bell_ops, h) < 0 ||
-	    vm__register_timer(vm, &deadline_ops, h) < 0)
+	if (vm__register_pio(vm, RT_PORT_DOORBELL, 4, &bell_ops, h) < 0)
 		return -1;
 	vm__set_irq_source(vm, &upcall_ops, h);
 	vm__set_park_ops(vm, &park_ops, h);
-	if (!h->nic)
-		return 0;
-	h->q = malloc(KH_RX_QUEUE * sizeof *h->q);
-	if (!h->q)
-		return vm__fail(vm, "net: out of memory");
+	if (h->nic) {
+		h->q = malloc(KH_RX_QUEUE * sizeof *h->q);
+		if (!h->q)
+			return vm__fail(vm, "net: out of memory");
+	}
 	if (pipe(h->stop) < 0) {
 		h->stop[0] = h->stop[1] = -1;
-		return vm__fail(vm, "net: pipe: %s", strerror(errno));
+		return vm__fail(vm, "channel: pipe: %s", strerror(errno));
 	}
-	if (pthread_create(&h->rx_thread, NULL, rx_thread, h) != 0)
-		return vm__fail(vm, "net: receive thread: %s", strerror(errno));
-	h->rx_ok = 1;
+	if (pthread_create(&h->chan_thread, NULL, chan_thread, h) != 0)
+		return vm__fail(vm, "channel: thread: %s", strerror(errno));
+	h->chan_ok = 1;
 	return 0;
 }
 
@@ -497,11 +540,11 @@ void kvm_channel__stop(struct kvm_host *h)
 {
 	char c = 0;
 
-	if (!h->rx_ok)
+	if (!h->chan_ok)
 		return;
 	if (write(h->stop[1], &c, 1) < 0) {
 		/* a pipe with room cannot fail; if it did, the join would hang */
 	}
-	pthread_join(h->rx_thread, NULL);
-	h->rx_ok = 0;
+	pthread_join(h->chan_thread, NULL);
+	h->chan_ok = 0;
 }

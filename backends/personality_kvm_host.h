@@ -45,8 +45,8 @@ struct kvm_host {
 	/* Net: the backend and the receive side (receive thread only). */
 	int nic;
 	struct net_backend net;
-	pthread_t rx_thread;
-	int rx_ok;
+	pthread_t chan_thread; /* RX, TX polling, the timer (personality_kvm_channel.c) */
+	int chan_ok;
 	int stop[2]; /* a pipe: a byte means "leave" */
 	uint8_t (*q)[RT_NET_FRAME_MAX];
 	uint32_t qlen[KH_RX_QUEUE];
@@ -57,7 +57,8 @@ struct kvm_host {
 	/* Moderation (receive thread): frames published without news yet,
 	 * since when; until when the thread keeps draining TX itself. */
 	uint32_t rx_quiet_prod;
-	uint64_t rx_quiet_since, tx_poll_until;
+	uint64_t rx_quiet_since, rx_quiet_calls, tx_poll_until;
+	uint64_t tm_deadline; /* the passed deadline last looked at */
 	uint64_t rx_polled, tx_polled; /* frames the runtime/host took without news/bell */
 };
 

@@ -13,3 +13,6 @@ build/bench/bench_exits build/tests/kvm/pioloop.elf
 echo "== DP83820 echo, frames/s: host socketpair (baseline), then the reference guest through trapped MMIO"
 build/tests/platform/net_echo --frames 100000 --window 8 --loopback
 build/tests/platform/net_echo --frames 20000 --window 8 build/backends/pvhost build/tests/guest/guest.elf
+echo "== personalities: native (trap-and-emulate) against kvm (pre-virtualized), same guest, same run"
+bench/personality.sh build/backends/pvhost build/tests/guest/guest.elf build/tests/guest/workload_ref \
+	build/tests/platform/net_echo 4000 3000

@@ -206,6 +206,16 @@ static int dec_machine(struct dec *d, const uint8_t *body, uint64_t len)
 			goto out;
 		}
 		pvmigrate__device_set__pack(ms->devices, dev);
+		/* protobuf-c accepts some encodings it never produces (a field
+		 * number 0 spelled as a two-byte varint, found by fuzz-stream)
+		 * and packs them into bytes it refuses: such a set is malformed */
+		Pvmigrate__DeviceSet *again = pvmigrate__device_set__unpack(NULL, m.devices_len, dev);
+		if (!again) {
+			st_err(d->why, d->whylen, "MACHINE_STATE: the device set is malformed "
+			       "(it does not survive a re-encode)");
+			goto out;
+		}
+		pvmigrate__device_set__free_unpacked(again, NULL);
 		m.devices = dev;
 	}
 	m.vcpus = v;

@@ -328,12 +328,15 @@ void rt_dev_poll(void)
 	 * back while the runtime keeps looking (backends/personality_kvm_channel.c).
 	 * Frames the NIC could not take wait for its next register write. */
 	int rx = !dev.rx_blocked && rt_chan_rx_new();
+	/* The same for time: a runtime that passes site boundaries reads the
+	 * clock itself, and the host kicks only one that does not. */
+	int due = rt_now_ns() >= RT_SHARED->timer_deadline_ns;
 
-	if (!(rt_chan_news_peek() & (RT_NEWS_TIMER | RT_NEWS_RX)) && !rx)
+	if (!(rt_chan_news_peek() & (RT_NEWS_TIMER | RT_NEWS_RX)) && !rx && !due)
 		return;
 	dev_lock_take();
 	news = rt_chan_take_news();
-	if (news & RT_NEWS_TIMER)
+	if ((news & RT_NEWS_TIMER) || due)
 		dev_timer(1);
 	if ((news & RT_NEWS_RX) || rx)
 		dev_rx_drain();

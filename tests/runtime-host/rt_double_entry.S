@@ -51,3 +51,4 @@ double_ap32:
 	hlt			/* HLT with IF = 0, not parked: the AP goes offline */
 	jmp 2b
 	.code64
+	.section .note.GNU-stack,"",@progbits
