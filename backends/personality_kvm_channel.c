@@ -308,6 +308,11 @@ static void park_release(void *opaque)
 {
 	struct kvm_host *h = opaque;
 
+	if (__atomic_load_n(&h->state_hold, __ATOMIC_ACQUIRE)) {
+		/* a state request: parked vCPUs stay parked, CPU 0 looks again */
+		vm__notify_irq(h->vm);
+		return;
+	}
 	__atomic_store_n(&h->sh->park_req, 0, __ATOMIC_RELEASE);
 	__atomic_fetch_and(&h->sh->news, ~RT_NEWS_PARK, __ATOMIC_ACQ_REL);
 	vm__notify_irq(h->vm); /* parked vCPUs look again */

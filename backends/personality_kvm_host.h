@@ -60,6 +60,10 @@ struct kvm_host {
 	uint64_t rx_quiet_since, rx_quiet_calls, tx_poll_until;
 	uint64_t tm_deadline; /* the passed deadline last looked at */
 	uint64_t rx_polled, tx_polled; /* frames the runtime/host took without news/bell */
+	/* personality_kvm_state.c: while set, vm__resume keeps park_req (and
+	 * RT_NEWS_PARK) up, so the vCPUs run only into the runtime's park loop
+	 * and CPU 0 serves rt_shared.state_req there. */
+	int state_hold;
 };
 
 static inline struct kvm_host *kvm_host_of(struct vm *vm)

@@ -9,28 +9,17 @@
 typedef Pvmigrate__Ctl__ControlRequest Req;
 typedef Pvmigrate__Ctl__ControlResponse Rsp;
 
-/* All checkers: 0 if fine, -1 with why. */
-static int bad(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static int check_version(int has_major, uint32_t major, int has_minor, uint32_t minor,
 			 uint32_t *code, char *why, size_t whylen)
 {
 	if (!has_major || !has_minor) {
 		*code = CTL_ERR_PROTOCOL;
-		return bad(why, whylen, "message: no protocol version");
+		return ctl_bad(why, whylen, "message: no protocol version");
 	}
 	if (major != CTL_PROTO_MAJOR) {
 		*code = CTL_ERR_VERSION;
-		return bad(why, whylen, "protocol version %u.%u is not spoken here (this side speaks %u.x)",
+		return ctl_bad(why, whylen, "protocol version %u.%u is not spoken here (this side speaks %u.x)",
 			   major, minor, CTL_PROTO_MAJOR);
 	}
 	return 0;
@@ -39,7 +28,7 @@ static int check_version(int has_major, uint32_t major, int has_minor, uint32_t 
 static int check_guest(const char *s, const char *field, char *why, size_t whylen)
 {
 	if (!ctl_check_guest_name(s))
-		return bad(why, whylen, "%s: not a guest name (1 to %d of A-Z a-z 0-9 _ . -)", field,
+		return ctl_bad(why, whylen, "%s: not a guest name (1 to %d of A-Z a-z 0-9 _ . -)", field,
 			   CTL_NAME_MAX);
 	return 0;
 }
@@ -47,7 +36,7 @@ static int check_guest(const char *s, const char *field, char *why, size_t whyle
 static int check_pers(const char *s, const char *field, char *why, size_t whylen)
 {
 	if (!ctl_check_personality(s))
-		return bad(why, whylen, "%s: not a personality name (1 to %d of a-z 0-9 _ -)", field,
+		return ctl_bad(why, whylen, "%s: not a personality name (1 to %d of a-z 0-9 _ -)", field,
 			   CTL_NAME_MAX);
 	return 0;
 }
@@ -55,7 +44,7 @@ static int check_pers(const char *s, const char *field, char *why, size_t whylen
 static int check_image(const char *s, char *why, size_t whylen)
 {
 	if (!ctl_printable(s, CTL_PATH_MAX) || s[0] != '/')
-		return bad(why, whylen, "image: must be an absolute path of at most %d characters",
+		return ctl_bad(why, whylen, "image: must be an absolute path of at most %d characters",
 			   CTL_PATH_MAX);
 	return 0;
 }
@@ -64,9 +53,9 @@ static int check_vcpus_memory(int has_vcpus, uint32_t vcpus, int has_memory, uin
 			      char *why, size_t whylen)
 {
 	if (!has_vcpus || vcpus < 1 || vcpus > CTL_MAX_VCPUS)
-		return bad(why, whylen, "vcpus: must be 1 to %u", CTL_MAX_VCPUS);
+		return ctl_bad(why, whylen, "vcpus: must be 1 to %u", CTL_MAX_VCPUS);
 	if (!has_memory || !ctl_check_memory(memory))
-		return bad(why, whylen, "memory: must be a multiple of 2 MiB from 2 MiB to 3 GiB");
+		return ctl_bad(why, whylen, "memory: must be a multiple of 2 MiB from 2 MiB to 3 GiB");
 	return 0;
 }
 
@@ -78,16 +67,16 @@ static int check_boot(const Pvmigrate__Ctl__Boot *b, char *why, size_t whylen)
 	    check_vcpus_memory(b->has_vcpus, b->vcpus, b->has_memory, b->memory, why, whylen))
 		return -1;
 	if (b->n_args > CTL_MAX_ARGS)
-		return bad(why, whylen, "args: more than %d words", CTL_MAX_ARGS);
+		return ctl_bad(why, whylen, "args: more than %d words", CTL_MAX_ARGS);
 	for (i = 0; i < b->n_args; i++) {
 		if (!ctl_printable(b->args[i], CTL_ARGS_MAX))
-			return bad(why, whylen, "args: word %zu is empty or has control characters", i);
+			return ctl_bad(why, whylen, "args: word %zu is empty or has control characters", i);
 		total += strlen(b->args[i]) + 1;
 		if (total > CTL_ARGS_MAX)
-			return bad(why, whylen, "args: longer than %d characters", CTL_ARGS_MAX);
+			return ctl_bad(why, whylen, "args: longer than %d characters", CTL_ARGS_MAX);
 	}
 	if (!ctl_check_net(b->net))
-		return bad(why, whylen, "net: must be socket:/PATH or tap:IFNAME");
+		return ctl_bad(why, whylen, "net: must be socket:/PATH or tap:IFNAME");
 	if (b->name && b->name[0] && check_guest(b->name, "name", why, whylen))
 		return -1;
 	return 0;
@@ -99,7 +88,7 @@ static int check_dest(const char *dest, char *why, size_t whylen)
 	unsigned port;
 
 	if (dest && dest[0] && !ctl_parse_dest(dest, host, sizeof host, &port))
-		return bad(why, whylen, "dest: must be HOST[:PORT] (port 1 to 65535)");
+		return ctl_bad(why, whylen, "dest: must be HOST[:PORT] (port 1 to 65535)");
 	return 0;
 }
 
@@ -112,12 +101,12 @@ int ctl_request_check(const Req *req, uint32_t *code, char *why, size_t whylen)
 		return -1;
 	*code = CTL_ERR_PROTOCOL;
 	if (!req->has_id)
-		return bad(why, whylen, "request: no id");
+		return ctl_bad(why, whylen, "request: no id");
 	*code = CTL_ERR_INVALID;
 	switch (req->body_case) {
 	case PVMIGRATE__CTL__CONTROL_REQUEST__BODY_HELLO:
 		rc = req->hello->client && !ctl_printable(req->hello->client, 128)
-			     ? bad(why, whylen, "hello: client: over 128 characters or unprintable")
+			     ? ctl_bad(why, whylen, "hello: client: over 128 characters or unprintable")
 			     : 0;
 		break;
 	case PVMIGRATE__CTL__CONTROL_REQUEST__BODY_BOOT:
@@ -132,7 +121,7 @@ int ctl_request_check(const Req *req, uint32_t *code, char *why, size_t whylen)
 	case PVMIGRATE__CTL__CONTROL_REQUEST__BODY_CONSOLE:
 		rc = check_guest(req->console->guest, "console: guest", why, whylen);
 		if (!rc && !req->console->has_follow)
-			rc = bad(why, whylen, "console: follow: missing");
+			rc = ctl_bad(why, whylen, "console: follow: missing");
 		break;
 	case PVMIGRATE__CTL__CONTROL_REQUEST__BODY_DESTROY:
 		rc = check_guest(req->destroy->guest, "destroy: guest", why, whylen);
@@ -148,7 +137,7 @@ int ctl_request_check(const Req *req, uint32_t *code, char *why, size_t whylen)
 		break;
 	default:
 		*code = CTL_ERR_PROTOCOL;
-		rc = bad(why, whylen, "request: no request in the message (a newer client?)");
+		rc = ctl_bad(why, whylen, "request: no request in the message (a newer client?)");
 		break;
 	}
 	return rc;
@@ -164,9 +153,9 @@ static int check_guest_info(const Pvmigrate__Ctl__GuestInfo *g, char *why, size_
 	if (!ctl_check_guest_name(g->name) || !ctl_check_personality(g->personality) ||
 	    !ctl_printable(g->state, 32) || !opt_text(g->image, CTL_PATH_MAX) ||
 	    !opt_text(g->runner, 32) || !opt_text(g->detail, CTL_MSG_MAX))
-		return bad(why, whylen, "guest info: a name, state or text field is malformed");
+		return ctl_bad(why, whylen, "guest info: a name, state or text field is malformed");
 	if (!g->has_pid || !g->has_vcpus || !g->has_memory || !g->has_uptime_ms)
-		return bad(why, whylen, "guest info: %s: a required number is missing", g->name);
+		return ctl_bad(why, whylen, "guest info: %s: a required number is missing", g->name);
 	return 0;
 }
 
@@ -175,30 +164,30 @@ int ctl_response_check(const Rsp *rsp, char *why, size_t whylen)
 	size_t i;
 
 	if (!rsp->has_id)
-		return bad(why, whylen, "response: no id");
+		return ctl_bad(why, whylen, "response: no id");
 	switch (rsp->body_case) {
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_OK:
 		return opt_text(rsp->ok->message, CTL_MSG_MAX) ? 0
-			: bad(why, whylen, "ok: message too long or unprintable");
+			: ctl_bad(why, whylen, "ok: message too long or unprintable");
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_ERROR:
 		if (!rsp->error->has_code || !rsp->error->code ||
 		    !ctl_printable(rsp->error->message, CTL_MSG_MAX))
-			return bad(why, whylen, "error: no code or no readable message");
+			return ctl_bad(why, whylen, "error: no code or no readable message");
 		return 0;
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_HELLO:
 		if (!ctl_printable(rsp->hello->daemon, 128) || rsp->hello->n_available > 16 ||
 		    rsp->hello->n_known > 16 || !opt_text(rsp->hello->peer_listen, CTL_DEST_MAX))
-			return bad(why, whylen, "hello: malformed");
+			return ctl_bad(why, whylen, "hello: malformed");
 		for (i = 0; i < rsp->hello->n_available; i++)
 			if (!ctl_check_personality(rsp->hello->available[i]))
-				return bad(why, whylen, "hello: available: malformed name");
+				return ctl_bad(why, whylen, "hello: available: malformed name");
 		for (i = 0; i < rsp->hello->n_known; i++)
 			if (!ctl_check_personality(rsp->hello->known[i]))
-				return bad(why, whylen, "hello: known: malformed name");
+				return ctl_bad(why, whylen, "hello: known: malformed name");
 		return 0;
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_LIST:
 		if (rsp->list->n_guests > CTL_MAX_GUESTS)
-			return bad(why, whylen, "list: more than %u guests", CTL_MAX_GUESTS);
+			return ctl_bad(why, whylen, "list: more than %u guests", CTL_MAX_GUESTS);
 		for (i = 0; i < rsp->list->n_guests; i++)
 			if (check_guest_info(rsp->list->guests[i], why, whylen))
 				return -1;
@@ -208,21 +197,21 @@ int ctl_response_check(const Rsp *rsp, char *why, size_t whylen)
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_CONSOLE:
 		if (!rsp->console->has_data || !rsp->console->has_offset ||
 		    rsp->console->data.len > CTL_CONSOLE_CHUNK)
-			return bad(why, whylen, "console: no data, no offset, or over %u bytes",
+			return ctl_bad(why, whylen, "console: no data, no offset, or over %u bytes",
 				   CTL_CONSOLE_CHUNK);
 		return 0;
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_PROGRESS:
 		if (!ctl_printable(rsp->progress->phase, 32) || !rsp->progress->has_bytes ||
 		    !rsp->progress->has_total || !rsp->progress->has_rate)
-			return bad(why, whylen, "progress: malformed");
+			return ctl_bad(why, whylen, "progress: malformed");
 		return 0;
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT:
 		if (!rsp->result->has_downtime_us || !rsp->result->has_total_us ||
 		    !rsp->result->has_bytes || !ctl_check_guest_name(rsp->result->dest_guest))
-			return bad(why, whylen, "result: malformed");
+			return ctl_bad(why, whylen, "result: malformed");
 		return 0;
 	default:
-		return bad(why, whylen, "response: no answer in the message (a newer daemon?)");
+		return ctl_bad(why, whylen, "response: no answer in the message (a newer daemon?)");
 	}
 }
 
@@ -262,7 +251,7 @@ Req *ctl_request_decode(const uint8_t *body, size_t len, uint32_t *code, char *w
 	}
 	if (!req) {
 		*code = CTL_ERR_PROTOCOL;
-		bad(why, whylen, "request: not a ControlRequest message");
+		ctl_bad(why, whylen, "request: not a ControlRequest message");
 		return NULL;
 	}
 	if (ctl_request_check(req, code, why, whylen) < 0) {
@@ -288,7 +277,7 @@ Rsp *ctl_response_decode(const uint8_t *body, size_t len, uint32_t *code, char *
 	}
 	*code = CTL_ERR_PROTOCOL;
 	if (!rsp) {
-		bad(why, whylen, "response: not a ControlResponse message");
+		ctl_bad(why, whylen, "response: not a ControlResponse message");
 		return NULL;
 	}
 	if (check_version(rsp->has_protocol_major, rsp->protocol_major, rsp->has_protocol_minor,
@@ -319,14 +308,14 @@ Pvmigrate__Ctl__PeerRequest *ctl_peer_request_decode(const uint8_t *body, size_t
 	}
 	*code = CTL_ERR_PROTOCOL;
 	if (!req) {
-		bad(why, whylen, "peer request: not a PeerRequest message");
+		ctl_bad(why, whylen, "peer request: not a PeerRequest message");
 		return NULL;
 	}
 	rc = check_version(req->has_protocol_major, req->protocol_major, req->has_protocol_minor,
 			   req->protocol_minor, code, why, whylen);
 	if (!rc && req->body_case != PVMIGRATE__CTL__PEER_REQUEST__BODY_MIGRATE) {
 		*code = CTL_ERR_PROTOCOL;
-		rc = bad(why, whylen, "peer request: no request in the message");
+		rc = ctl_bad(why, whylen, "peer request: no request in the message");
 	}
 	if (!rc) {
 		m = req->migrate;
@@ -342,7 +331,7 @@ Pvmigrate__Ctl__PeerRequest *ctl_peer_request_decode(const uint8_t *body, size_t
 		if (!rc && m->image && m->image[0])
 			rc = check_image(m->image, why, whylen);
 		if (!rc && m->has_console && m->console.len > CTL_CONSOLE_CHUNK)
-			rc = bad(why, whylen, "peer: console: over %u bytes", CTL_CONSOLE_CHUNK);
+			rc = ctl_bad(why, whylen, "peer: console: over %u bytes", CTL_CONSOLE_CHUNK);
 	}
 	if (rc) {
 		pvmigrate__ctl__peer_request__free_unpacked(req, NULL);
@@ -369,7 +358,7 @@ Pvmigrate__Ctl__PeerResponse *ctl_peer_response_decode(const uint8_t *body, size
 	}
 	*code = CTL_ERR_PROTOCOL;
 	if (!rsp) {
-		bad(why, whylen, "peer response: not a PeerResponse message");
+		ctl_bad(why, whylen, "peer response: not a PeerResponse message");
 		return NULL;
 	}
 	rc = check_version(rsp->has_protocol_major, rsp->protocol_major, rsp->has_protocol_minor,
@@ -380,9 +369,9 @@ Pvmigrate__Ctl__PeerResponse *ctl_peer_response_decode(const uint8_t *body, size
 			rc = check_guest(rsp->accept->guest, "peer accept: guest", why, whylen);
 		else if (rsp->body_case == PVMIGRATE__CTL__PEER_RESPONSE__BODY_ERROR)
 			rc = rsp->error->has_code && ctl_printable(rsp->error->message, CTL_MSG_MAX)
-				     ? 0 : bad(why, whylen, "peer error: no code or message");
+				     ? 0 : ctl_bad(why, whylen, "peer error: no code or message");
 		else
-			rc = bad(why, whylen, "peer response: no answer in the message");
+			rc = ctl_bad(why, whylen, "peer response: no answer in the message");
 	}
 	if (rc) {
 		pvmigrate__ctl__peer_response__free_unpacked(rsp, NULL);

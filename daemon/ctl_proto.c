@@ -30,9 +30,8 @@ int ctl_personality_known(const char *name)
 	return 0;
 }
 
-/* All checkers: 0 if fine, -1 with why. */
-static int bad(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *why, size_t whylen, const char *fmt, ...)
+/* All checkers: 0 if fine, -1 with why (ctl_proto.h). */
+int ctl_bad(char *why, size_t whylen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -52,7 +51,7 @@ int ctl_frame_peek(const uint8_t *buf, size_t len, uint32_t *body_len, char *why
 		return 0;
 	n = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
 	if (n > CTL_MAX_FRAME)
-		return bad(why, whylen, "frame: length %u over the limit of %u bytes", n,
+		return ctl_bad(why, whylen, "frame: length %u over the limit of %u bytes", n,
 			   CTL_MAX_FRAME);
 	*body_len = n;
 	return len - CTL_FRAME_HDR >= n;

@@ -114,4 +114,7 @@ int ctl_check_net(const char *s);		/* "", socket:/PATH, tap:IFNAME */
 /* An Error response as a whole frame (free it); NULL when out of memory. */
 uint8_t *ctl_error_frame(uint64_t id, uint32_t code, const char *msg, size_t *len);
 
+/* Format a reason into why (whylen bytes) and return -1: the checkers' one way to fail. */
+int ctl_bad(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

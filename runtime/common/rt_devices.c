@@ -512,3 +512,22 @@ int rt_dev_restore(const void *buf, size_t len)
 	dev_unlock();
 	return rc;
 }
+
+/* The host's request through the channel (rt_abi.h, state_req): CPU 0 in
+ * its park loop, every other CPU parked (rt_site.c checks that). */
+void rt_dev_state_serve(void)
+{
+	struct rt_shared *sh = RT_SHARED;
+	uint32_t req = __atomic_load_n(&sh->state_req, __ATOMIC_ACQUIRE);
+	int rc = -1;
+
+	if (req == RT_STATE_REQ_NONE)
+		return;
+	if (req == RT_STATE_REQ_SAVE)
+		rc = rt_dev_save(RT_WIN(RT_OFF_DEVSTATE), RT_DEVSTATE_MAX) < 0 ? -1 : 0;
+	else if (req == RT_STATE_REQ_RESTORE)
+		rc = rt_dev_restore(RT_WIN(RT_OFF_DEVSTATE), sizeof(struct rt_dev_state));
+	__atomic_store_n(&sh->state_status, rc == 0 ? RT_STATE_OK : RT_STATE_FAILED,
+			 __ATOMIC_RELEASE);
+	__atomic_store_n(&sh->state_req, RT_STATE_REQ_NONE, __ATOMIC_RELEASE);
+}

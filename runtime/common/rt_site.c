@@ -55,6 +55,21 @@ static void publish(const struct rt_frame *f, struct rt_cpu_state *st)
 	rt_hw_snapshot(st);
 }
 
+/* CPU 0, parked: the host's device-state request (rt_abi.h, state_req),
+ * once no other CPU can touch a model (every online one is parked too). */
+static void park_serve_state(void)
+{
+	if (!__atomic_load_n(&rt_sh->state_req, __ATOMIC_ACQUIRE))
+		return;
+	for (unsigned c = 1; c < RT_MAX_CPUS; c++) {
+		const struct rt_cpu_state *o = rt_cpu_state(c);
+
+		if (o->online && __atomic_load_n(&o->parked, __ATOMIC_ACQUIRE) == RT_CPU_PARKED_NO)
+			return; /* not yet: the host's upcalls bring CPU 0 back here */
+	}
+	rt_dev_state_serve();
+}
+
 /*
  * Publish the guest's state at the resume point in `f` and wait.  IDLE:
  * one sleep (the guest's hlt with IF = 1), then on unless the host asks
@@ -74,6 +89,8 @@ static void park(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu, uint
 	if (why == RT_CPU_PARKED_IDLE)
 		rt_hw_idle_wait(cpu);
 	for (;;) {
+		if (cpu == 0)
+			park_serve_state();
 		if (!__atomic_load_n(&rt_sh->park_req, __ATOMIC_SEQ_CST)) {
 			__atomic_store_n(&st->parked, RT_CPU_PARKED_NO, __ATOMIC_SEQ_CST);
 			if (!__atomic_load_n(&rt_sh->park_req, __ATOMIC_SEQ_CST))
@@ -84,6 +101,10 @@ static void park(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu, uint
 	}
 	memcpy(f, &st->rax, RT_FRAME_WORDS * 8);
 	f->rflags = (f->rflags & ~RF_IF) | (st->vif ? RF_IF : 0);
+	if (st->reload_idt) { /* the host restored the virtual IDTR */
+		rt_idt_load(cpu, st->idt_base, st->idt_limit);
+		st->reload_idt = 0;
+	}
 }
 
 static int park_requested(void)

@@ -32,6 +32,8 @@
 #define RT_OFF_CONSOLE	0x0c2000u /* console byte ring, RT_CONSOLE_SIZE bytes */
 #define RT_OFF_HOSTPT	0x0c4000u /* host-built boot page tables (PML4, PDPT, PD): 3 pages */
 #define RT_OFF_HOSTGDT	0x0c7000u /* host-built boot GDT, 1 page */
+#define RT_OFF_DEVSTATE	0x0c8000u /* struct rt_dev_state (rt_devstate_abi.h), up to RT_DEVSTATE_MAX */
+#define RT_DEVSTATE_MAX	0x008000u
 #define RT_OFF_PERCPU	0x0d0000u /* RT_MAX_CPUS blocks of RT_PERCPU_SIZE */
 #define RT_OFF_NET_TX	0x110000u /* guest -> host frames: RT_NET_SLOTS slots */
 #define RT_OFF_NET_RX	0x160000u /* host -> guest frames */
@@ -153,7 +155,21 @@ struct rt_shared {
 	uint64_t passthrough_io; /* in/out the runtime forwarded to the host (exits) */
 	uint64_t frames_tx, frames_rx, frames_rx_held;
 	uint64_t kind_calls[64]; /* site calls per site kind */
+	/* Added at the end (ABI 1 stays valid: a host that never sets
+	 * state_req sees no change).  Host -> runtime, only while every vCPU
+	 * is parked and park_req stays set: RT_STATE_REQ_* for CPU 0's park
+	 * loop; the runtime answers in state_status and clears state_req. */
+	volatile uint32_t state_req;
+	volatile int32_t state_status; /* RT_STATE_* */
 };
+
+/* state_req / state_status: the device-state area at RT_OFF_DEVSTATE */
+#define RT_STATE_REQ_NONE    0u
+#define RT_STATE_REQ_SAVE    1u /* write every model into the area */
+#define RT_STATE_REQ_RESTORE 2u /* restore every model from it (all or none) */
+#define RT_STATE_PENDING     1  /* set by the host with the request */
+#define RT_STATE_OK          0
+#define RT_STATE_FAILED      (-1) /* the models refused the area: none changed */
 
 /* ---- per-CPU blocks: IDT, state block, runtime stack */
 
@@ -200,6 +216,11 @@ struct rt_cpu_state {
 	uint64_t gdt_base;
 	uint16_t gdt_limit, pad1[3];
 	uint64_t site_calls; /* this CPU's calls into the runtime */
+	/* Added at the end: host -> runtime, set with a restored idt_base and
+	 * idt_limit; the CPU rebuilds its real IDT from them when it leaves
+	 * its park, and clears it. */
+	volatile uint32_t reload_idt;
+	uint32_t pad2;
 };
 
 #endif

@@ -86,33 +86,10 @@ void rt_chan_ring(uint32_t bits);
 
 /*
  * Device state (rt_devices.c): every model's snapshot in one fixed,
- * versioned layout, for a host that parks the guest and copies it out of
- * the window (bump RT_DEV_STATE_VERSION when a model's snapshot struct
- * changes).  Personality-independent: it belongs next to rt_dev_* in
- * rt_internal.h (prototypes) and in a header the host can include
- * (layout); it lives here until the lead moves it.
+ * versioned layout (struct rt_dev_state, runtime/include/rt_devstate_abi.h,
+ * which the host includes too).
  */
-#include "dp83820.h"
-#include "i8254.h"
-#include "i8259.h"
-#include "pci.h"
-#include "uart16550.h"
-
-#define RT_DEV_STATE_MAGIC   0x53564544u /* "DEVS" */
-#define RT_DEV_STATE_VERSION 1u
-#define RT_DEV_STATE_NIC     0x1u /* flags: the DP83820 exists (nic is valid) */
-
-struct rt_dev_state {
-	uint32_t magic, version;
-	uint32_t size;  /* sizeof(struct rt_dev_state) */
-	uint32_t flags; /* RT_DEV_STATE_* */
-	uint8_t sysctl, pad[7]; /* port 0x61 as last written */
-	struct i8259_snap pic;
-	struct i8254_snap pit;
-	struct uart16550_snap uart;
-	struct pci_snap pci;    /* config space of every slot, the NIC's included */
-	struct dp83820_snap nic;
-};
+#include "rt_devstate_abi.h"
 
 /* Write the state into buf (8-byte aligned, cap >= sizeof): its size, or -1. */
 int rt_dev_save(void *buf, size_t cap);

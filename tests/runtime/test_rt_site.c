@@ -143,6 +143,7 @@ uint8_t rt_dev_irq_ack(void)
 	return fake_vector;
 }
 void rt_dev_flush(void) { flushes++; }
+void rt_dev_state_serve(void) {}
 uint64_t rt_now_ns(void) { return 0; }
 
 /* ---- helpers */

@@ -1,0 +1,33 @@
+/* personality_kvm_state.h: the kvm runtime's state (CPU model + device models) read from and written into a paused guest, as protobuf RuntimeState */
+#ifndef PERSONALITY_KVM_STATE_H
+#define PERSONALITY_KVM_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+/*
+ * Both need the VM paused (vm__pause) and leave it paused.  Both let the
+ * vCPUs run meanwhile, but only into the runtime's park loop (park_req
+ * stays up): every online vCPU parks inside the runtime, and CPU 0 saves
+ * or restores the device models there once all of them have, so no model
+ * changes between the device state and the pause that ends the call.
+ * A vCPU that never enters the runtime (an AP spinning in user mode: no
+ * upcall reaches an AP) makes the call fail after VM_STATE_TIMEOUT_NS.
+ * So the guest may advance a little inside the call: read everything else
+ * (RAM, the vCPUs' registers) after save returns, and write it after load.
+ *
+ * save: *buf is a malloc'd RuntimeState (proto/stream.proto), the caller
+ * frees it.  load: the bytes are checked completely (versions, ranges,
+ * every model's own checks) before the runtime sees them; the runtime then
+ * restores all its models or none, and only then are the CPU blocks
+ * written.  A refusal changes nothing and says why in vm->err; the guest
+ * can be resumed as it was.  0 or -1.
+ */
+#define VM_STATE_TIMEOUT_NS 20000000000ull
+
+int vm__kvm_state_save(struct vm *vm, uint8_t **buf, size_t *len);
+int vm__kvm_state_load(struct vm *vm, const uint8_t *buf, size_t len);
+
+#endif
