@@ -15,15 +15,7 @@ pvmigrated=$1 pvmigrate=$2 guest=$3 ref=$4 tcpl=$5 warm=${6:-8}
 w=$(mktemp -d)
 trap 'kill $(cat "$w"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$w"' EXIT
 "$tcpl" 2048 | tee "$w/ceiling"
-for n in ca a b; do
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$w/$n.key" 2>/dev/null
-done
-openssl req -x509 -key "$w/ca.key" -out "$w/ca.crt" -subj "/CN=bench-ca" -days 1 2>/dev/null
-for n in a b; do
-	openssl req -new -key "$w/$n.key" -out "$w/$n.csr" -subj "/CN=$n" 2>/dev/null
-	openssl x509 -req -in "$w/$n.csr" -CA "$w/ca.crt" -CAkey "$w/ca.key" -CAcreateserial \
-		-out "$w/$n.crt" -days 1 2>/dev/null
-done
+"$(dirname "$0")/../scripts/tls-certs.sh" "$w" ca a b
 port=$((21000 + $$ % 20000))
 for n in a b; do
 	p=$port

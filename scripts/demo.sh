@@ -76,15 +76,7 @@ echo "   (exits: the trapped PIC/PIT/UART accesses of native are gone under kvm;
 echo "    this host's ring-3 syscall defect, the same under both: docs/KVM-HOST.md)"
 
 echo "== 8. Live migration between two daemons over mutual TLS (native -> native)"
-for n in ca a b; do
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$w/$n.key" 2>/dev/null
-done
-openssl req -x509 -key "$w/ca.key" -out "$w/ca.crt" -subj "/CN=demo-ca" -days 1 2>/dev/null
-for n in a b; do
-	openssl req -new -key "$w/$n.key" -out "$w/$n.csr" -subj "/CN=$n" 2>/dev/null
-	openssl x509 -req -in "$w/$n.csr" -CA "$w/ca.crt" -CAkey "$w/ca.key" -CAcreateserial \
-		-out "$w/$n.crt" -days 1 2>/dev/null
-done
+scripts/tls-certs.sh "$w" ca a b
 port=$((20000 + $$ % 20000))
 for n in a b; do
 	p=$port
@@ -127,4 +119,5 @@ fi
 
 echo "== 9. Not there yet"
 echo "   Moves between personalities (native <-> kvm, in place or across daemons) need the"
-echo "   runtime's state on the wire (issue 5); xen and l4 are not available on this host."
+echo "   stream to carry the runtime's state (RuntimeState exists) and the target to load its"
+echo "   runtime and re-patch (issue 5); xen and l4 are not available on this host."

@@ -12,11 +12,11 @@
  * The guest's IF: the runtime itself always runs with the real IF = 0,
  * but it leaves guest kernel code with the real IF equal to the guest's
  * (rt_cpu_state.vif mirrors it; RT_EXIT_RESUME_STI).  So the host's upcall
- * reaches a guest kernel that waits with interrupts on in a loop without
- * any site (the reference guest's timer_check spins on `ticks`); kept at 0
- * it could never be interrupted there.  Such an upcall is turned into a
- * site boundary first: an IP in the NOP pad of an inline site moves to the
- * site's end, so no frame the guest sees returns into a site (rule 6).
+ * can reach guest kernel code that runs with interrupts on: it takes the
+ * news there (time, frames, a park request: an IP in the NOP pad of an
+ * inline site first moves to the site's end, for the park point) but
+ * delivers the guest's interrupt only at the next site boundary.  Into
+ * user mode it delivers at once (no site runs there).
  *
  * Every instruction here is emulated by this host at ~1 us (guest CPL 0),
  * so the common kinds take the short way: no table lookups, no copies.
@@ -517,8 +517,8 @@ out:
 /*
  * The upcall interrupted the guest with its IF = 1: in user mode (the
  * frame is on the guest's TSS stack) or in kernel code outside the window
- * (the frame is on the kernel's stack).  Either way the hardware frame is
- * exactly the one the CPU would have pushed for the guest's own vector
+ * (the frame is on the kernel's stack).  From user mode the hardware frame
+ * is exactly the one the CPU would have pushed for the guest's own vector
  * (its gates use no IST for external interrupts), so a delivery is a jump
  * to the guest's handler with that frame as it is.
  */
@@ -547,7 +547,14 @@ int rt_upcall(struct rt_frame *f)
 	}
 	if (cpu == 0 && st->vif) {
 		rt_dev_poll();
-		if (rt_dev_irq_pending()) {
+		/*
+		 * Deliver only into user mode: no site runs there, so the
+		 * interrupted point is a safe one by construction.  Guest kernel
+		 * code interrupted between sites keeps the interrupt pending in
+		 * the PIC until its next site boundary (the site contract's rule
+		 * 6, docs/RUNTIME.md): the upcall only took the news.
+		 */
+		if ((hw[1] & 3) == 3 && rt_dev_irq_pending()) {
 			f->rflags = RF_FIXED;
 			enter_handler(f, st);
 			return resume(f, st);

@@ -11,14 +11,8 @@ command -v openssl >/dev/null || { echo "SKIP: no openssl to make the test certi
 
 # A CA for the cluster, a certificate per daemon; a rogue CA and a
 # daemon whose certificate it signed (well-formed, but not ours).
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$1.key" 2>/dev/null; }
-ca() { key "$1" && openssl req -x509 -key "$T/$1.key" -out "$T/$1.crt" -subj "/CN=$1" -days 1 2>/dev/null; }
-cert() {
-	key "$1" && openssl req -new -key "$T/$1.key" -out "$T/$1.csr" -subj "/CN=$1" 2>/dev/null &&
-		openssl x509 -req -in "$T/$1.csr" -CA "$T/$2.crt" -CAkey "$T/$2.key" -CAcreateserial \
-			-out "$T/$1.crt" -days 1 2>/dev/null
-}
-ca ca && ca rogue-ca && cert a ca && cert b ca && cert r rogue-ca ||
+certs=$(dirname "$0")/../../scripts/tls-certs.sh
+"$certs" "$T" ca a b && "$certs" "$T" rogue-ca r ||
 	{ echo "FAIL: openssl could not make the certificates"; exit 1; }
 
 base=$((20000 + $$ % 20000))

@@ -12,9 +12,9 @@
 #   - pvhost reports "park: N rounds, all safe" with N >= 10;
 #   - `pvsites list --ram` classifies every site from the guest's memory
 #     and finds each one in the kvm personality (none half-written);
-#   - no interrupted kernel RIP lies inside a site or inside the window
-#     (the runtime delivers at site ends; an upcall that finds the kernel
-#     with interrupts on delivers there, outside every sequence).
+#   - every interrupted kernel RIP is a site's end: the runtime delivers
+#     virtual interrupts to guest kernel code only at site boundaries
+#     (never inside a sequence, never into the window).
 # A native run's RAM must classify as native: the check can tell them apart.
 set -u
 pvhost=${1:?usage: kvm-runtime.sh PVHOST PVSITES GUEST_ELF WORKLOAD_REF}
@@ -73,8 +73,14 @@ for r in rips:
     if inside:
         print("kvm-runtime: FAIL: an interrupt landed inside a %s site at %#x" % (inside[0], r))
         ok = False
+    if r not in ends:
+        print("kvm-runtime: FAIL: a kernel-mode interrupt landed at %#x, not at a site's end" % r)
+        ok = False
     at_end += r in ends
-print("kvm-runtime: %s: %d distinct kernel-mode interrupt RIPs, %d at a site end, none inside a site"
+if not rips:
+    print("kvm-runtime: FAIL: no kernel-mode interrupt recorded (irqlog=1)")
+    ok = False
+print("kvm-runtime: %s: %d distinct kernel-mode interrupt RIPs, %d at a site end"
       % ("ok" if ok else "FAIL", len(rips), at_end))
 sys.exit(0 if ok else 1)
 PY
