@@ -314,6 +314,8 @@ struct vm_multiboot {
 int vm__place_multiboot(struct vm *vm, const char *path, const char *cmdline,
 			struct vm_multiboot *mb);
 int vm__load_linux(struct vm *vm, const char *kernel, const char *initrd, const char *cmdline);
+/* 1 if the file is a Linux bzImage ("HdrS" at 0x202), else 0: then it is Multiboot. */
+int vm__is_bzimage(const char *path);
 
 /*
  * platform_*.c: the PC every guest sees: power-off and AP doorbell ports,

@@ -221,3 +221,16 @@ int vm__load_linux(struct vm *vm, const char *kernel, const char *initrd, const 
 	st.gpr[VM_RSI] = ZP_ADDR;
 	return vm__set_vcpu_state(vm, 0, &st);
 }
+
+int vm__is_bzimage(const char *path)
+{
+	unsigned char b[0x206];
+	FILE *f = fopen(path, "rb");
+	int yes = 0;
+
+	if (f) {
+		yes = fread(b, 1, sizeof b, f) == sizeof b && memcmp(b + 0x202, "HdrS", 4) == 0;
+		fclose(f);
+	}
+	return yes;
+}

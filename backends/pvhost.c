@@ -73,20 +73,6 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* A bzImage carries "HdrS" at 0x202; anything else goes to Multiboot. */
-static int is_bzimage(const char *path)
-{
-	unsigned char b[0x206];
-	FILE *f = fopen(path, "rb");
-	int yes = 0;
-
-	if (f) {
-		yes = fread(b, 1, sizeof b, f) == sizeof b && memcmp(b + 0x202, "HdrS", 4) == 0;
-		fclose(f);
-	}
-	return yes;
-}
-
 /* COM1 input comes from stdin when something can type or pipe into it;
  * /dev/null and regular files are left alone (a test's stdin). */
 static int stdin_is_input(void)
@@ -299,7 +285,7 @@ static int cmd_run(int argc, char **argv)
 
 	if (parse_run(argc, argv, &o, &i) < 0)
 		return EXIT_USAGE;
-	linux_boot = is_bzimage(o.image);
+	linux_boot = vm__is_bzimage(o.image);
 	if (o.kvm && linux_boot) {
 		fprintf(stderr, "pvhost: %s is a Linux bzImage: the kvm personality boots "
 			"Multiboot images only\n", o.image);

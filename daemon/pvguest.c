@@ -270,20 +270,6 @@ static int serve(struct vm *vm)
 
 /* ---- command line ---- */
 
-/* A bzImage carries "HdrS" at 0x202 (as pvhost checks); anything else is Multiboot. */
-static int is_bzimage(const char *path)
-{
-	unsigned char b[0x206];
-	FILE *f = fopen(path, "rb");
-	int yes = 0;
-
-	if (f) {
-		yes = fread(b, 1, sizeof b, f) == sizeof b && memcmp(b + 0x202, "HdrS", 4) == 0;
-		fclose(f);
-	}
-	return yes;
-}
-
 static void usage(void)
 {
 	fprintf(stderr,
@@ -333,7 +319,7 @@ static int parse(int argc, char **argv, int receive, struct opts *o)
 		return i < argc ? -1 : 0;
 	if (!o->image)
 		return -1;
-	o->linux_boot = is_bzimage(o->image);
+	o->linux_boot = vm__is_bzimage(o->image);
 	if (o->linux_boot && i >= argc) {
 		o->cmdline = strdup("console=ttyS0 earlyprintk=serial");
 		return o->cmdline ? 0 : -1;
