@@ -23,41 +23,6 @@
 #define RFLAGS_RF (1ull << 16)
 #define EFER_LMA (1ull << 10)
 
-/* Host pointer for (len) bytes at guest-virtual (gva), not crossing a page. */
-static void *gva_ptr(struct kvm_vcpu *v, uint64_t gva, uint64_t len)
-{
-	struct kvm_translation t;
-
-	if ((gva & 0xfff) + len > 0x1000)
-		return NULL;
-	memset(&t, 0, sizeof t);
-	t.linear_address = gva;
-	if (ioctl(v->fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
-		return NULL;
-	return vm__guest_ptr(v->vm, t.physical_address, len);
-}
-
-static int read_gva(struct kvm_vcpu *v, uint64_t gva, void *dst, uint64_t len)
-{
-	uint8_t *d = dst;
-
-	while (len) {
-		uint64_t n = 0x1000 - (gva & 0xfff);
-		void *p;
-
-		if (n > len)
-			n = len;
-		p = gva_ptr(v, gva, n);
-		if (!p)
-			return -1;
-		memcpy(d, p, n);
-		d += n;
-		gva += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static uint64_t le64(const uint8_t *p)
 {
 	uint64_t x = 0;
@@ -80,7 +45,7 @@ int kvm_emul__soft_int(struct kvm_vcpu *v)
 		return 0;
 	if (!(s.efer & EFER_LMA) || !s.cs.l || (s.cs.selector & 3) || s.cs.dpl)
 		return 0;
-	if (read_gva(v, r.rip, insn, 1) < 0)
+	if (kvm__read_gva(v->vm, &s, r.rip, insn, 1) < 0)
 		return 0;
 	if (insn[0] == 0x9b) {
 		/* fwait (Linux's fpu__drop): a no-op unless an x87 exception
@@ -95,13 +60,14 @@ int kvm_emul__soft_int(struct kvm_vcpu *v)
 	if (insn[0] == 0xcc) {
 		vec = 3;
 		next = r.rip + 1;
-	} else if (insn[0] == 0xcd && read_gva(v, r.rip, insn, 2) == 0) {
+	} else if (insn[0] == 0xcd && kvm__read_gva(v->vm, &s, r.rip, insn, 2) == 0) {
 		vec = insn[1];
 		next = r.rip + 2;
 	} else {
 		return 0;
 	}
-	if ((uint64_t)vec * 16 + 15 > s.idt.limit || read_gva(v, s.idt.base + vec * 16, gate, 16) < 0)
+	if ((uint64_t)vec * 16 + 15 > s.idt.limit ||
+	    kvm__read_gva(v->vm, &s, s.idt.base + vec * 16, gate, 16) < 0)
 		return 0;
 	type = gate[5] & 0x1f;
 	ist = gate[4] & 7;
@@ -113,7 +79,7 @@ int kvm_emul__soft_int(struct kvm_vcpu *v)
 		  (uint64_t)(gate[8] | gate[9] << 8 | gate[10] << 16 | (uint32_t)gate[11] << 24) << 32;
 	rsp = r.rsp;
 	if (ist) {
-		if (read_gva(v, s.tr.base + 0x24 + (ist - 1) * 8, ist_rsp, 8) < 0)
+		if (kvm__read_gva(v->vm, &s, s.tr.base + 0x24 + (ist - 1) * 8, ist_rsp, 8) < 0)
 			return 0;
 		rsp = le64(ist_rsp);
 	}
@@ -125,20 +91,14 @@ int kvm_emul__soft_int(struct kvm_vcpu *v)
 	frame[4] = s.ss.selector;
 	rsp -= sizeof frame;
 	for (i = 0; i < 5; i++) {
-		uint64_t *slot = gva_ptr(v, rsp + i * 8, 8);
+		uint64_t gpa;
+		uint8_t *slot = kvm__gva_ptr(v->vm, &s, rsp + i * 8, 8, &gpa);
 
 		if (!slot)
 			return 0;
 		memcpy(slot, &frame[i], 8);
-	}
-	/* Our writes bypass KVM's dirty log; the stack page must migrate. */
-	for (i = 0; i < 5; i += 4) {
-		struct kvm_translation t;
-
-		memset(&t, 0, sizeof t);
-		t.linear_address = rsp + i * 8;
-		if (ioctl(v->fd, KVM_TRANSLATE, &t) == 0 && t.valid)
-			vm__mark_dirty(v->vm, t.physical_address, 8);
+		/* our writes bypass KVM's dirty log; the stack page must migrate */
+		vm__mark_dirty(v->vm, gpa, 8);
 	}
 	r.rsp = rsp;
 	r.rip = handler;

@@ -83,6 +83,13 @@ int kvm_vcpu__reset64(struct vm *vm, unsigned cpu, uint64_t entry, uint64_t cr3,
 /* kvm_emul.c: 1 if the failed instruction was a software interrupt we delivered */
 int kvm_emul__soft_int(struct kvm_vcpu *v);
 
+/* kvm_gva.c: guest-virtual memory through the guest's page tables (no ioctl). */
+int kvm__gva_to_gpa(struct vm *vm, const struct kvm_sregs *s, uint64_t gva, uint64_t *gpa);
+/* Host pointer for (len) bytes at (gva), not crossing a page; its gpa in *gpa_out if asked. */
+uint8_t *kvm__gva_ptr(struct vm *vm, const struct kvm_sregs *s, uint64_t gva, uint64_t len,
+		      uint64_t *gpa_out);
+int kvm__read_gva(struct vm *vm, const struct kvm_sregs *s, uint64_t gva, void *dst, uint64_t len);
+
 /* kvm_syscall_fix.c: complete ring-3 syscalls that were not switched to ring 0 */
 void kvm_sysfix__poll(struct kvm_vcpu *v);       /* before KVM_RUN: (re)install the hook */
 int kvm_sysfix__trap(struct kvm_vcpu *v);        /* 1 if the internal error was our hook */

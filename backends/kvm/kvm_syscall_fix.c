@@ -70,78 +70,6 @@ static const struct insn_form skip_forms[] = {
 	{ 9, { 0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00 } },
 };
 
-#define PTE_P (1ull << 0)
-#define PTE_PS (1ull << 7)
-#define PTE_ADDR 0x000ffffffffff000ull
-#define CR4_LA57 (1ull << 12)
-
-/*
- * Guest-virtual to guest-physical: a walk of the guest's 4- or 5-level
- * tables in RAM.  Not KVM_TRANSLATE: every vCPU ioctl costs ~7 us on this
- * host, and the hook's path would need three.  Permissions are not
- * checked; the CPU already did that when it delivered the fault.
- */
-static int gva_to_gpa(struct vm *vm, const struct kvm_sregs *s, uint64_t gva, uint64_t *gpa)
-{
-	unsigned level = (s->cr4 & CR4_LA57) ? 5 : 4;
-	uint64_t table = s->cr3 & PTE_ADDR, e = 0;
-
-	while (level) {
-		unsigned shift = 12 + 9 * (level - 1);
-		const uint8_t *p = vm__guest_ptr(vm, table + ((gva >> shift) & 0x1ff) * 8, 8);
-
-		if (!p)
-			return -1;
-		memcpy(&e, p, 8);
-		if (!(e & PTE_P))
-			return -1;
-		if (level <= 3 && level >= 2 && (e & PTE_PS)) {
-			uint64_t mask = (1ull << shift) - 1;
-
-			*gpa = ((e & PTE_ADDR) & ~mask) | (gva & mask);
-			return 0;
-		}
-		table = e & PTE_ADDR;
-		level--;
-	}
-	*gpa = table | (gva & 0xfff);
-	return 0;
-}
-
-/* Host pointer for (len) bytes at (gva), not crossing a page. */
-static uint8_t *gva_ptr(struct vm *vm, const struct kvm_sregs *s, uint64_t gva, uint64_t len,
-			uint64_t *gpa_out)
-{
-	uint64_t gpa;
-
-	if ((gva & 0xfff) + len > 0x1000 || gva_to_gpa(vm, s, gva, &gpa) < 0)
-		return NULL;
-	if (gpa_out)
-		*gpa_out = gpa;
-	return vm__guest_ptr(vm, gpa, len);
-}
-
-static int read_gva(struct vm *vm, const struct kvm_sregs *s, uint64_t gva, void *dst, uint64_t len)
-{
-	uint8_t *d = dst;
-
-	while (len) {
-		uint64_t n = 0x1000 - (gva & 0xfff);
-		uint8_t *p;
-
-		if (n > len)
-			n = len;
-		p = gva_ptr(vm, s, gva, n, NULL);
-		if (!p)
-			return -1;
-		memcpy(d, p, n);
-		d += n;
-		gva += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static uint64_t le(const uint8_t *p, unsigned n)
 {
 	uint64_t x = 0;
@@ -241,7 +169,7 @@ static int pf_handler(struct kvm_vcpu *v, const struct kvm_sregs *s, uint64_t *g
 		return -1;
 	if (get_msrs(v, &star, &lstar) < 0 || lstar == 0 || (star >> 32 & 0xfffc) == 0)
 		return -1;
-	if (read_gva(v->vm, s, s->idt.base + PF_VECTOR * 16, gate, sizeof gate) < 0)
+	if (kvm__read_gva(v->vm, s, s->idt.base + PF_VECTOR * 16, gate, sizeof gate) < 0)
 		return -1;
 	/* present 64-bit interrupt or trap gate */
 	if (!(gate[5] & 0x80) || ((gate[5] & 0x1f) != 0xe && (gate[5] & 0x1f) != 0xf))
@@ -258,9 +186,9 @@ static void read_code(struct vm *vm, const struct kvm_sregs *s, uint64_t gva, ui
 
 	memset(code, 0, len);
 	if (first >= len) {
-		read_gva(vm, s, gva, code, len);
-	} else if (read_gva(vm, s, gva, code, first) == 0) {
-		read_gva(vm, s, gva + first, code + first, len - first);
+		kvm__read_gva(vm, s, gva, code, len);
+	} else if (kvm__read_gva(vm, s, gva, code, first) == 0) {
+		kvm__read_gva(vm, s, gva + first, code + first, len - first);
 	}
 }
 
@@ -288,7 +216,7 @@ static void check(struct kvm_vcpu *v)
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0 || pf_handler(v, &s, &gva) < 0)
 		return;
-	if (gva_to_gpa(vm, &s, gva, &gpa) < 0 || !(p = vm__guest_ptr(vm, gpa, 1)))
+	if (kvm__gva_to_gpa(vm, &s, gva, &gpa) < 0 || !(p = vm__guest_ptr(vm, gpa, 1)))
 		return;
 	pthread_mutex_lock(&k->sysfix_lock);
 	old = v->sysfix_slot;
@@ -398,7 +326,7 @@ static int step_over(struct kvm_vcpu *v, const struct sysfix_hook *h)
 
 	if (h->kind == INSN_PUSH) {
 		uint64_t gpa;
-		uint8_t *slot = gva_ptr(v->vm, &v->run->s.regs.sregs, r->rsp - 8, 8, &gpa);
+		uint8_t *slot = kvm__gva_ptr(v->vm, &v->run->s.regs.sregs, r->rsp - 8, 8, &gpa);
 
 		if (!slot)
 			return 0; /* not mapped: a real CPU would fault; let it crash visibly */
@@ -429,7 +357,7 @@ int kvm_sysfix__trap(struct kvm_vcpu *v)
 	    (ioctl(v->fd, KVM_GET_REGS, &v->run->s.regs.regs) < 0 ||
 	     ioctl(v->fd, KVM_GET_SREGS, &v->run->s.regs.sregs) < 0))
 		return 0;
-	if (gva_to_gpa(v->vm, s, r->rip, &gpa) < 0)
+	if (kvm__gva_to_gpa(v->vm, s, r->rip, &gpa) < 0)
 		return 0;
 	pthread_mutex_lock(&k->sysfix_lock);
 	for (i = 0; i < KVM_SYSFIX_HOOKS && !found; i++) {
@@ -443,7 +371,7 @@ int kvm_sysfix__trap(struct kvm_vcpu *v)
 		return 0;
 	/* The CPU pushed error code, RIP, CS, RFLAGS, RSP, SS (with or
 	 * without IST, RSP points at them now).  Error code bit 2: from CPL 3. */
-	if (read_gva(v->vm, s, r->rsp, frame, sizeof frame) == 0 && (frame[2] & 3) == 3 &&
+	if (kvm__read_gva(v->vm, s, r->rsp, frame, sizeof frame) == 0 && (frame[2] & 3) == 3 &&
 	    (frame[0] & 4) && frame[1] == s->cr2 && (s->efer & EFER_SCE) &&
 	    get_msrs(v, &star, &lstar) == 0 && frame[1] == lstar) {
 		complete_syscall(v, frame, star, lstar);
