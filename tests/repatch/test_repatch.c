@@ -224,14 +224,25 @@ static void test_safe_ip(void)
 	      "outside every site is safe");
 	CHECK(repatch_in_nonnative(s, k, trap, cr3 + 2) && !repatch_in_nonnative(s, k, nat, cr3 + 2),
 	      "in_nonnative");
-	/* kvm keeps mov-to-cr as it is (NOP pad after it) but calls the runtime for out */
+	/* kvm keeps mov-to-cr as it is (NOP pad after it) but calls the runtime
+	 * for out; its calls reach the window only from the low 2 GiB, so the
+	 * same sites are moved there (TEXT_VA is a kernel address) */
 	const struct personality *kvm = personality_find("kvm");
-	uint64_t out = s[5].addr;
-	CHECK(kvm && repatch_safe_ip(s, k, kvm, cr3 + 5, &ip, &e) == 0 && ip == cr3 + 24,
+	struct pvsite low[16];
+	uint8_t seq[PVSITES_LEN_MAX];
+
+	memcpy(low, s, k * sizeof *s);
+	for (size_t j = 0; j < k; j++)
+		low[j].addr = low[j].addr - TEXT_VA + 0x200000;
+	uint64_t lcr3 = low[4].addr, lout = low[5].addr;
+	CHECK(kvm && personality_emit(kvm, &low[5], seq) == 0 && seq[0] == 0xe8,
+	      "kvm: out calls the runtime");
+	CHECK(kvm && repatch_safe_ip(low, k, kvm, lcr3 + 5, &ip, &e) == 0 && ip == lcr3 + 24,
 	      "kvm: pad after a kept instruction moves to the site end");
-	CHECK(kvm && repatch_safe_ip(s, k, kvm, out + 5, &ip, &e) < 0,
+	CHECK(kvm && repatch_safe_ip(low, k, kvm, lout + 5, &ip, &e) < 0 && e.code == REPATCH_EUNSAFE,
 	      "kvm: inside a runtime call sequence is not safe");
-	CHECK(kvm && !repatch_in_nonnative(s, k, kvm, cr3 + 5) && repatch_in_nonnative(s, k, kvm, out + 5),
+	CHECK(kvm && !repatch_in_nonnative(low, k, kvm, lcr3 + 5) &&
+		      repatch_in_nonnative(low, k, kvm, lout + 5),
 	      "kvm: in_nonnative only for call sequences");
 }
 
