@@ -188,6 +188,10 @@ struct vm {
 	 * Not RAM: never in vm__gpa, the dirty log or a RAM copy. */
 	uint8_t *window;
 	void *rt; /* personality_kvm_host.c's channel state, torn down by vm__destroy */
+	/* The guest's retained .pvsites table (guest-physical): where the
+	 * loader found it in the image, or where a migration stream said it
+	 * is.  Size 0: none known (a guest without sites, or not loaded). */
+	uint64_t sites_addr, sites_size;
 	const struct vm_park_ops *park;
 	void *park_opaque;
 	/* Where each vCPU last left the guest while a pause waited for it to

@@ -7,6 +7,7 @@
 
 #include "backend.h"
 #include "boot_util.h"
+#include "elfimage.h"
 #include "rt_abi.h"
 
 /*
@@ -91,6 +92,8 @@ static int load_aout(struct vm *vm, const struct boot_file *f, size_t hoff,
 	*entry = h->entry_addr;
 	return place(vm, h->load_addr, f->data + start, filesz, memsz);
 }
+
+static void find_sites(struct vm *vm, const char *path);
 
 static int load_elf(struct vm *vm, const struct boot_file *f, uint32_t *entry)
 {
@@ -235,10 +238,31 @@ int vm__place_multiboot(struct vm *vm, const char *path, const char *cmdline,
 	boot_file_free(&f);
 	if (rc < 0 || mb_info(vm, cmdline) < 0)
 		return -1;
+	find_sites(vm, path);
 	mb->entry = entry;
 	mb->mbi = INFO_ADDR;
 	mb->esp = LOW_BASE + 0xff0;
 	return 0;
+}
+
+/* Remember where the retained .pvsites table landed (moves between
+ * personalities re-patch through it); an image without one, or one that
+ * is not an ELF, simply has no known sites. */
+static void find_sites(struct vm *vm, const char *path)
+{
+	struct elfimage img;
+	char why[160];
+
+	vm->sites_addr = vm->sites_size = 0;
+	if (elfimage_load(&img, path, why, sizeof why) < 0)
+		return;
+	if (img.pvsites && img.pvsites->size && vm__gpa(vm, img.pvsites->addr, img.pvsites->size) &&
+	    !memcmp(vm__gpa(vm, img.pvsites->addr, img.pvsites->size),
+		    elfimage_section_bytes(&img, img.pvsites), img.pvsites->size)) {
+		vm->sites_addr = img.pvsites->addr;
+		vm->sites_size = img.pvsites->size;
+	}
+	elfimage_free(&img);
 }
 
 int vm__load_multiboot(struct vm *vm, const char *path, const char *cmdline)

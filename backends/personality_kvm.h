@@ -35,4 +35,16 @@ int vm__kvm_host_table(struct vm *vm, uint64_t *addr, uint64_t *size);
 struct rt_cpu_state;
 int vm__kvm_host_cpu_state(struct vm *vm, unsigned cpu, struct rt_cpu_state *out);
 
+/* personality_kvm_nic.c: what vm__platform_nic_* do when the kvm runtime
+ * carries the frames (backend.h says what each means). */
+struct vm_nic_stats;
+struct net_backend;
+int vm__kvm_nic_freeze(struct vm *vm);
+void vm__kvm_nic_thaw(struct vm *vm);
+int vm__kvm_nic_held(struct vm *vm, int (*fn)(void *ctx, const uint8_t *frame, size_t len),
+		     void *ctx);
+int vm__kvm_nic_hold_frame(struct vm *vm, const uint8_t *frame, size_t len);
+int vm__kvm_nic_stats(struct vm *vm, struct vm_nic_stats *st);
+struct net_backend *vm__kvm_nic_backend(struct vm *vm);
+
 #endif

@@ -55,7 +55,7 @@
 
 #define BELLS_KNOWN (RT_BELL_CONSOLE | RT_BELL_NET_TX | RT_BELL_TIMER | RT_BELL_BOOTED)
 
-static struct rt_net_slot *net_slot(struct kvm_host *h, uint32_t off, uint32_t index)
+struct rt_net_slot *kvm_channel__slot(struct kvm_host *h, uint32_t off, uint32_t index)
 {
 	return vm__window(h->vm, RT_WINDOW_BASE + off + (uint64_t)(index % RT_NET_SLOTS) *
 					  RT_NET_SLOT_SIZE, sizeof(struct rt_net_slot));
@@ -117,7 +117,7 @@ static uint32_t tx_drain(struct kvm_host *h)
 			break;
 		n += prod - cons;
 		for (; cons != prod; cons++) {
-			s = net_slot(h, RT_OFF_NET_TX, cons);
+			s = kvm_channel__slot(h, RT_OFF_NET_TX, cons);
 			uint32_t len = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
 
 			if (len == 0 || len > RT_NET_FRAME_MAX)
@@ -363,7 +363,7 @@ static void rx_push(struct kvm_host *h)
 		return;
 	}
 	while (h->qcount && used < RT_NET_SLOTS) {
-		s = net_slot(h, RT_OFF_NET_RX, prod);
+		s = kvm_channel__slot(h, RT_OFF_NET_RX, prod);
 		memcpy(s->data, h->q[h->qhead], h->qlen[h->qhead]);
 		s->len = h->qlen[h->qhead];
 		h->qhead = (h->qhead + 1) % KH_RX_QUEUE;
@@ -527,8 +527,15 @@ int kvm_channel__init(struct kvm_host *h)
 		h->stop[0] = h->stop[1] = -1;
 		return vm__fail(vm, "channel: pipe: %s", strerror(errno));
 	}
+	return kvm_channel__start(h);
+}
+
+int kvm_channel__start(struct kvm_host *h)
+{
+	if (h->chan_ok)
+		return 0;
 	if (pthread_create(&h->chan_thread, NULL, chan_thread, h) != 0)
-		return vm__fail(vm, "channel: thread: %s", strerror(errno));
+		return vm__fail(h->vm, "channel: thread: %s", strerror(errno));
 	h->chan_ok = 1;
 	return 0;
 }
@@ -550,6 +557,6 @@ void kvm_channel__stop(struct kvm_host *h)
 	if (write(h->stop[1], &c, 1) < 0) {
 		/* a pipe with room cannot fail; if it did, the join would hang */
 	}
-	pthread_join(h->chan_thread, NULL);
+	pthread_join(h->chan_thread, NULL); /* it read the byte: a restart finds the pipe empty */
 	h->chan_ok = 0;
 }

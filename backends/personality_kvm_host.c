@@ -210,29 +210,20 @@ static void host_tables(struct vm *vm)
 	gdt[3] = 0x00cf93000000ffffull; /* 0x18: data, flat */
 }
 
-int vm__kvm_host_boot(struct vm *vm, const char *image, const char *cmdline)
+/* Everything but the guest's entry (boot) or state (adopt): the table, RAM, the clock, the NIC. */
+int kvm_host__fill_boot(struct vm *vm, struct kvm_host *h, uint32_t flags)
 {
 	static const uint8_t mac[6] = PLATFORM_NIC_MAC;
-	static _Thread_local struct vm_vcpu_state st; /* 4 KiB of XSAVE: not on the stack */
-	struct kvm_host *h = kvm_host_of(vm);
-	struct vm_multiboot mb;
+	struct rt_boot *b = h->boot;
 	struct vm_clock clk;
-	struct rt_boot *b;
 
-	if (!h)
-		return vm__fail(vm, "kvm: no runtime attached");
-	b = h->boot;
-	if (vm__place_multiboot(vm, image, cmdline, &mb) < 0 || find_table(vm, h, image) < 0)
-		return -1;
 	if (vm->ops->clock(vm, &clk) < 0)
 		return -1;
 	memset(b, 0, sizeof *b);
 	b->magic = RT_BOOT_MAGIC;
 	b->abi_version = RT_ABI_VERSION;
 	b->ncpus = vm->nr_vcpus;
-	b->flags = RT_BOOTF_NONE;
-	b->guest_entry32 = mb.entry;
-	b->mbi = mb.mbi;
+	b->flags = flags;
 	b->table_addr = h->table_addr;
 	b->table_size = h->table_size;
 	b->ram_size = vm->mem_size;
@@ -248,6 +239,24 @@ int vm__kvm_host_boot(struct vm *vm, const char *image, const char *cmdline)
 	b->nic_bar_io = PLATFORM_NIC_IO_BASE;
 	b->nic_bar_mem = PLATFORM_NIC_MMIO_BASE;
 	b->status = 1; /* not final until RT_BELL_BOOTED */
+	return 0;
+}
+
+int vm__kvm_host_boot(struct vm *vm, const char *image, const char *cmdline)
+{
+	static _Thread_local struct vm_vcpu_state st; /* 4 KiB of XSAVE: not on the stack */
+	struct kvm_host *h = kvm_host_of(vm);
+	struct vm_multiboot mb;
+
+	if (!h)
+		return vm__fail(vm, "kvm: no runtime attached");
+	if (vm__place_multiboot(vm, image, cmdline, &mb) < 0 || find_table(vm, h, image) < 0 ||
+	    kvm_host__fill_boot(vm, h, RT_BOOTF_NONE) < 0)
+		return -1;
+	h->boot->guest_entry32 = mb.entry;
+	h->boot->mbi = mb.mbi;
+	vm->sites_addr = h->table_addr;
+	vm->sites_size = h->table_size;
 	host_tables(vm);
 
 	if (vm->ops->reset_vcpu64(vm, 0, RT_ENTRY_BOOT64, RT_WINDOW_BASE + RT_OFF_HOSTPT,

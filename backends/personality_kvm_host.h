@@ -71,10 +71,16 @@ static inline struct kvm_host *kvm_host_of(struct vm *vm)
 	return vm->rt;
 }
 
+/* personality_kvm_host.c: the boot block but the guest's entry (RT_BOOTF_*). */
+int kvm_host__fill_boot(struct vm *vm, struct kvm_host *h, uint32_t flags);
+
 /* personality_kvm_channel.c */
 int kvm_channel__init(struct kvm_host *h);  /* doorbell, irq source, timer, parking, RX thread */
 void kvm_channel__drain(struct kvm_host *h); /* console and TX rings, device lock taken */
 void kvm_channel__stop(struct kvm_host *h);  /* stop the RX thread */
+int kvm_channel__start(struct kvm_host *h);  /* (re)start it */
+/* RX or TX ring slot (off: RT_OFF_NET_RX or RT_OFF_NET_TX) of ring index `index`. */
+struct rt_net_slot *kvm_channel__slot(struct kvm_host *h, uint32_t off, uint32_t index);
 /* Fail the guest with a reason (any thread): vm->err, then a crash power-off. */
 void kvm_host__fail(struct kvm_host *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

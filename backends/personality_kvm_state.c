@@ -96,25 +96,33 @@ static struct rt_dev_state *dev_area(struct vm *vm)
 	return vm__window(vm, RT_WINDOW_BASE + RT_OFF_DEVSTATE, sizeof(struct rt_dev_state));
 }
 
-int vm__kvm_state_save(struct vm *vm, uint8_t **buf, size_t *len)
+int vm__kvm_state_freeze(struct vm *vm, struct runtime_state *rs)
 {
 	struct kvm_host *h = state_host(vm, "save");
-	struct runtime_state *rs;
-	char why[256];
 	unsigned i;
-	int rc;
 
-	*buf = NULL;
-	if (!h)
+	if (!h || state_request(vm, h, RT_STATE_REQ_SAVE, "save") < 0)
 		return -1;
-	if (state_request(vm, h, RT_STATE_REQ_SAVE, "save") < 0)
-		return -1;
-	if (!(rs = calloc(1, sizeof *rs)))
-		return vm__fail(vm, "kvm state save: out of memory");
 	rs->ncpus = vm->nr_vcpus;
 	for (i = 0; i < vm->nr_vcpus; i++)
 		memcpy(&rs->cpu[i], cpu_block(vm, i), sizeof rs->cpu[i]);
 	memcpy(&rs->dev, dev_area(vm), sizeof rs->dev);
+	return 0;
+}
+
+int vm__kvm_state_save(struct vm *vm, uint8_t **buf, size_t *len)
+{
+	struct runtime_state *rs;
+	char why[256];
+	int rc;
+
+	*buf = NULL;
+	if (!(rs = calloc(1, sizeof *rs)))
+		return vm__fail(vm, "kvm state save: out of memory");
+	if (vm__kvm_state_freeze(vm, rs) < 0) {
+		free(rs);
+		return -1;
+	}
 	rc = runtime_state_pack(rs, buf, len, why, sizeof why);
 	free(rs);
 	if (rc < 0)

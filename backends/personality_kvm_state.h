@@ -28,6 +28,9 @@
 #define VM_STATE_TIMEOUT_NS 20000000000ull
 
 int vm__kvm_state_save(struct vm *vm, uint8_t **buf, size_t *len);
+/* save's first half: the raw CPU blocks and device-state area, unchecked. */
+struct runtime_state;
+int vm__kvm_state_freeze(struct vm *vm, struct runtime_state *rs);
 int vm__kvm_state_load(struct vm *vm, const uint8_t *buf, size_t len);
 
 #endif

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "net_backend.h"
+#include "personality_kvm.h"
 #include "platform.h"
 
 /*
@@ -239,6 +240,8 @@ int vm__platform_nic_stats(struct vm *vm, struct vm_nic_stats *st)
 	struct platform_nic *n = p ? p->nic : NULL;
 
 	memset(st, 0, sizeof *st);
+	if (vm->rt)
+		return vm__kvm_nic_stats(vm, st);
 	if (!n)
 		return 0;
 	pthread_mutex_lock(&vm->dev_lock);
@@ -283,9 +286,13 @@ static void nic_stop_thread(struct platform_nic *n)
 		;
 }
 
+/* Under kvm the runtime's channel carries the frames: personality_kvm_nic.c. */
 int vm__platform_nic_freeze(struct vm *vm)
 {
 	struct platform *p = platform_of(vm);
+
+	if (vm->rt)
+		return vm__kvm_nic_freeze(vm);
 
 	if (p && p->nic)
 		nic_stop_thread(p->nic);
@@ -297,6 +304,10 @@ void vm__platform_nic_thaw(struct vm *vm)
 	struct platform *p = platform_of(vm);
 	struct platform_nic *n = p ? p->nic : NULL;
 
+	if (vm->rt) {
+		vm__kvm_nic_thaw(vm);
+		return;
+	}
 	if (!n || n->thread_ok)
 		return;
 	if (pthread_create(&n->thread, NULL, nic_thread, n) == 0)
@@ -316,6 +327,8 @@ int vm__platform_nic_held(struct vm *vm, int (*fn)(void *ctx, const uint8_t *fra
 	unsigned i, count, at;
 	int rc = 1;
 
+	if (vm->rt)
+		return vm__kvm_nic_held(vm, fn, ctx);
 	if (!n)
 		return 0;
 	pthread_mutex_lock(&vm->dev_lock);
@@ -332,6 +345,8 @@ int vm__platform_nic_hold_frame(struct vm *vm, const uint8_t *frame, size_t len)
 	struct platform *p = platform_of(vm);
 	struct platform_nic *n = p ? p->nic : NULL;
 
+	if (vm->rt)
+		return vm__kvm_nic_hold_frame(vm, frame, len);
 	if (!n)
 		return vm__fail(vm, "net: no NIC to hold a frame");
 	if (n->thread_ok)
@@ -346,20 +361,28 @@ int vm__platform_nic_hold_frame(struct vm *vm, const uint8_t *frame, size_t len)
 	return 0;
 }
 
+/* The backend behind a VM's NIC, whichever personality carries its frames. */
+static struct net_backend *nic_backend(struct vm *vm)
+{
+	struct platform *p = platform_of(vm);
+
+	if (vm->rt)
+		return vm__kvm_nic_backend(vm);
+	return p && p->nic ? &p->nic->net : NULL;
+}
+
 int vm__platform_nic_move_backend(struct vm *dst, struct vm *src)
 {
-	struct platform *pd = platform_of(dst), *ps = platform_of(src);
-	struct platform_nic *d = pd ? pd->nic : NULL, *s = ps ? ps->nic : NULL;
+	struct net_backend *d = nic_backend(dst), *s = nic_backend(src);
 
 	if (!d || !s)
 		return vm__fail(dst, "net: %s has no NIC", d ? "source" : "target");
-	if (s->thread_ok)
-		return vm__fail(dst, "net: the source NIC is not frozen");
+	vm__platform_nic_freeze(src); /* frozen already after a migration: a no-op */
 	vm__platform_nic_freeze(dst);
-	net_backend__close(&d->net);
-	d->net = s->net;
-	s->net.ops = NULL; /* the source may only be destroyed now */
-	s->net.fd = -1;
+	net_backend__close(d);
+	*d = *s;
+	s->ops = NULL; /* the source may only be destroyed now */
+	s->fd = -1;
 	vm__platform_nic_thaw(dst);
 	return 0;
 }

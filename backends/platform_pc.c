@@ -101,6 +101,7 @@ void vm__platform_devset(struct vm *vm, struct devset *set)
 	set->uart = &p->uart;
 	set->pci = &p->pci;
 	set->nic = platform_nic__model(p);
+	set->port61 = &p->sysctl;
 }
 
 void vm__platform_destroy(struct vm *vm)

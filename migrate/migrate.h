@@ -24,11 +24,29 @@
 #include "backend.h"
 #include "stream.h"
 
-#define MIGRATE_PERSONALITY "native"
 #define MIGRATE_IMAGE_ABI 1u /* guest-image ABI this build sends and runs */
 #define MIGRATE_PATCH_TABLE_VERSION 1u /* .pvsites version (PVSITES_VERSION) */
 
 /* The NIC's host hold queue at freeze travels in STREAM_REC_NIC_HELD. */
+
+/* ---- personalities (migrate_patch.c) ---- */
+
+/*
+ * The stream carries the guest as the bare machine would hold it (vCPUs
+ * with the IF and IDTR the guest set, devices as DeviceSet) plus its patch
+ * state: which personality its sites hold and where its retained table is.
+ * A target of another personality re-patches every site through that
+ * table before the guest runs there; under kvm it then installs the
+ * runtime beneath the guest (personality_kvm_adopt.h).
+ */
+/* "kvm" when the kvm runtime is attached, else "native". */
+const char *migrate_personality(const struct vm *vm);
+/* The guest's patch state as the source sends it (vm->sites_*). */
+int migrate_patch_state(struct vm *vm, struct stream_patch *p, char *why, size_t whylen);
+/* Target: check the received table against the digest and rewrite every
+ * site from p->personality to this VM's, moving vcpus[] to safe points. */
+int migrate_repatch(struct vm *vm, const struct stream_patch *p, struct vm_vcpu_state *vcpus,
+		    char *why, size_t whylen);
 
 /* ---- the connection ---- */
 

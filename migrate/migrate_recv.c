@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "devstate.h"
+#include "personality_kvm_adopt.h"
 #include "migrate.h"
 
 /*
@@ -21,6 +22,8 @@ struct receiver {
 	uint8_t *held;		/* NIC_HELD body, checked */
 	uint64_t held_len;
 	uint64_t pages;
+	struct stream_patch patch;
+	int has_patch;
 };
 
 static int on_header(void *ctx, const struct stream_info *info, char *why, size_t whylen)
@@ -66,12 +69,9 @@ static int on_machine(void *ctx, const struct stream_machine *m, char *why, size
 {
 	struct receiver *r = ctx;
 
-	/* Only native runs on this target: a guest whose sites hold another
-	 * personality's sequences would need the re-patching step first. */
-	if (m->patch && strcmp(m->patch->personality, MIGRATE_PERSONALITY)) {
-		snprintf(why, whylen, "patch state is '%s', this target runs '%s' only",
-			 m->patch->personality, MIGRATE_PERSONALITY);
-		return -1;
+	if (m->patch) {
+		r->patch = *m->patch;
+		r->has_patch = 1;
 	}
 	r->vcpus = malloc(m->nr_vcpus * sizeof *r->vcpus);
 	r->devices = m->devices_len ? malloc(m->devices_len) : NULL;
@@ -161,14 +161,40 @@ static int on_optional(void *ctx, uint32_t type, const uint8_t *body, uint64_t l
 	return 0;
 }
 
-/* END was read: make the VM the guest.  Device state first, since it is
- * the part that can still refuse (models present, field ranges). */
+/* kvm: the runtime beneath the guest, from the guest's view (its sites
+ * were rewritten to kvm already). */
+static int adopt(struct receiver *r, char *why, size_t whylen)
+{
+	struct vm_kvm_adopt a = {
+		.table_addr = r->vm->sites_addr, .table_size = r->vm->sites_size,
+		.vcpus = r->vcpus, .devices = r->devices, .devices_len = r->devices_len,
+	};
+
+	if (vm__kvm_host_adopt(r->vm, &a) < 0) {
+		snprintf(why, whylen, "%s", r->vm->err);
+		return -1;
+	}
+	return r->held ? held_walk(r->held, r->held_len, r->vm, why, whylen) : 0;
+}
+
+/* END was read: make the VM the guest.  The sites first (the table must
+ * match its digest and every vCPU stand at a safe point), then device
+ * state, the other part that can still refuse (models present, field
+ * ranges), then the vCPUs. */
 static int apply(struct receiver *r, char *why, size_t whylen)
 {
 	struct devset set;
 	unsigned i;
 	int rc;
 
+	if (r->nr_vcpus != r->vm->nr_vcpus) {
+		snprintf(why, whylen, "%u vCPU states for %u vCPUs", r->nr_vcpus, r->vm->nr_vcpus);
+		return -1;
+	}
+	if (migrate_repatch(r->vm, r->has_patch ? &r->patch : NULL, r->vcpus, why, whylen) < 0)
+		return -1;
+	if (r->vm->rt)
+		return adopt(r, why, whylen);
 	vm__platform_devset(r->vm, &set);
 	pthread_mutex_lock(&r->vm->dev_lock);
 	rc = devstate_restore(&set, r->devices, r->devices_len, why, whylen);
@@ -187,13 +213,14 @@ static int apply(struct receiver *r, char *why, size_t whylen)
 
 static void local_host(struct stream_host *h, const struct vm *vm)
 {
-	static const char *const pers[] = { MIGRATE_PERSONALITY };
+	/* any source personality: the sites are re-patched to ours */
+	static const char *const pers[] = { "native", "kvm" };
 
 	memset(h, 0, sizeof *h);
 	if (stream_cpu_local(&h->cpu) < 0)
 		memset(&h->cpu, 0, sizeof h->cpu); /* every CPU check then refuses */
 	h->personalities = pers;
-	h->nr_personalities = 1;
+	h->nr_personalities = 2;
 	h->max_ram = vm->mem_size;
 	h->max_vcpus = vm->nr_vcpus;
 	h->image_abi = MIGRATE_IMAGE_ABI;

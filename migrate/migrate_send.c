@@ -1,10 +1,13 @@
 /* migrate_send.c: the source side: header, pre-copy rounds over the dirty log, freeze, final state, and the wait for the target's word */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "devstate.h"
+#include "personality_kvm_adopt.h"
 #include "migrate.h"
 
 /*
@@ -75,6 +78,11 @@ struct sender {
 	int frozen, tracking;
 	uint64_t t0, tfreeze; /* start, and vm__pause */
 	int io_failed; /* the connection failed under a write */
+	/* A kvm source's guest view, taken right after the freeze (the
+	 * runtime's park loop runs the vCPUs a little further meanwhile). */
+	struct vm_vcpu_state *view;
+	uint8_t *view_dev;
+	size_t view_devlen;
 };
 
 static int fail(struct sender *s, const char *fmt, const char *detail)
@@ -108,6 +116,58 @@ static int page_is_zero(const uint8_t *p)
 }
 
 /*
+ * Round 0's cheap test before page_is_zero: a guest page whose host page
+ * was never touched (neither present in our page tables nor swapped out)
+ * is zero without reading it.  Reading it would fault it in: on a fresh
+ * 512 MiB guest, most of a second of round 0.  /proc/self/pagemap tells
+ * both bits (mincore() alone would call a swapped-out page absent); 8
+ * bytes per page, read PAGEMAP_CHUNK pages at a time.  Dirty tracking is
+ * on before the first chunk is read, so a page the guest touches after
+ * its entry was read is in the dirty log.
+ */
+#define PAGEMAP_CHUNK 4096u
+#define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_SWAPPED (1ull << 62)
+
+struct touched {
+	int fd;			      /* /proc/self/pagemap, or -1: read every page */
+	uint64_t first, n;	      /* gfns whose entries are in map */
+	uint64_t map[PAGEMAP_CHUNK];
+};
+
+static void touched_open(struct touched *t, FILE *log)
+{
+	t->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	t->first = t->n = 0;
+	if (t->fd < 0 && log)
+		fprintf(log, "migrate: /proc/self/pagemap: %s; round 0 reads every page\n",
+			strerror(errno));
+}
+
+/* 0: the host never touched gfn's page, so it is zero; 1: it may hold data. */
+static int touched_page(struct touched *t, const struct vm *vm, uint64_t gfn, uint64_t npages)
+{
+	if (t->fd < 0)
+		return 1;
+	if (gfn < t->first || gfn >= t->first + t->n) {
+		uint64_t n = npages - gfn < PAGEMAP_CHUNK ? npages - gfn : PAGEMAP_CHUNK;
+		uint64_t va = (uint64_t)(uintptr_t)(vm->mem + gfn * STREAM_PAGE_SIZE);
+		ssize_t got = pread(t->fd, t->map, n * sizeof *t->map,
+				    (off_t)(va / (uint64_t)sysconf(_SC_PAGESIZE) * sizeof *t->map));
+
+		if (got != (ssize_t)(n * sizeof *t->map)) {
+			/* cannot tell: read the pages, as without pagemap */
+			close(t->fd);
+			t->fd = -1;
+			return 1;
+		}
+		t->first = gfn;
+		t->n = n;
+	}
+	return (t->map[gfn - t->first] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) != 0;
+}
+
+/*
  * Send every page whose bit is set in s->dirty, in batches.  Pages are
  * read from live guest RAM: a page the guest changes while we copy it is
  * also set in the dirty log, so the next round (or the frozen one) sends
@@ -118,23 +178,34 @@ static int send_dirty(struct sender *s, int all, uint64_t *pages, uint64_t *byte
 {
 	uint64_t gfn, before = s->w.bytes;
 	uint32_t n = 0;
+	int skip_zero = all && !s->pol->send_zero_pages;
+	struct touched *t = NULL;
 
 	*pages = 0;
+	/* guest pages are host pages: pagemap has one entry per guest page */
+	if (skip_zero && sysconf(_SC_PAGESIZE) == STREAM_PAGE_SIZE && (t = malloc(sizeof *t)))
+		touched_open(t, s->pol->log);
 	for (gfn = 0; gfn < s->npages; gfn++) {
 		if (!all && !(s->dirty[gfn / 64] >> (gfn % 64) & 1))
 			continue;
-		if (all && !s->pol->send_zero_pages &&
-		    page_is_zero(s->vm->mem + gfn * STREAM_PAGE_SIZE)) {
+		if (skip_zero && ((t && !touched_page(t, s->vm, gfn, s->npages)) ||
+				  page_is_zero(s->vm->mem + gfn * STREAM_PAGE_SIZE))) {
 			s->rep->zero_pages_skipped++;
 			continue;
 		}
 		s->gfns[n++] = gfn;
 		if (n == STREAM_MAX_BATCH || gfn + 1 == s->npages) {
 			if (stream_write_pages(&s->w, s->gfns, n, s->vm->mem) < 0)
-				return fail(s, "%.200s", s->w.err);
+				goto failed;
 			*pages += n;
 			n = 0;
 		}
+	}
+	if (t) {
+		if (t->fd >= 0)
+			close(t->fd);
+		free(t);
+		t = NULL;
 	}
 	if (n) {
 		if (stream_write_pages(&s->w, s->gfns, n, s->vm->mem) < 0)
@@ -143,6 +214,14 @@ static int send_dirty(struct sender *s, int all, uint64_t *pages, uint64_t *byte
 	}
 	*bytes = s->w.bytes - before;
 	return 0;
+
+failed:
+	if (t) {
+		if (t->fd >= 0)
+			close(t->fd);
+		free(t);
+	}
+	return fail(s, "%.200s", s->w.err);
 }
 
 static uint64_t count_dirty(const struct sender *s)
@@ -158,7 +237,7 @@ static int send_header(struct sender *s)
 {
 	struct stream_info info = { .version = STREAM_VERSION };
 
-	strcpy(info.personality, MIGRATE_PERSONALITY);
+	strcpy(info.personality, migrate_personality(s->vm));
 	info.image_abi = MIGRATE_IMAGE_ABI;
 	info.patch_table_version = MIGRATE_PATCH_TABLE_VERSION;
 	if (stream_cpu_local(&info.cpu) < 0)
@@ -296,16 +375,28 @@ static int send_held_frames(struct sender *s)
 
 static int send_machine(struct sender *s)
 {
-	struct stream_patch native = { .personality = MIGRATE_PERSONALITY };
+	struct stream_patch patch;
 	struct stream_machine m = { 0 };
 	struct vm_vcpu_state *v;
 	struct devset set;
 	uint8_t *dev = NULL;
-	char *cause = NULL;
+	char *cause = NULL, why[200];
 	size_t devlen = 0;
 	unsigned i;
 	int rc = -1;
 
+	if (!s->pol->patch && migrate_patch_state(s->vm, &patch, why, sizeof why) < 0)
+		return fail(s, "migrate: %.200s", why);
+	if (s->view) { /* kvm: the guest's own view, taken at the freeze */
+		m.vcpus = s->view;
+		m.nr_vcpus = s->vm->nr_vcpus;
+		m.devices = s->view_dev;
+		m.devices_len = s->view_devlen;
+		m.patch = s->pol->patch ? s->pol->patch : &patch;
+		if (stream_write_machine_state(&s->w, &m) < 0)
+			return fail(s, "%.200s", s->w.err);
+		return 0;
+	}
 	if (!(v = calloc(s->vm->nr_vcpus, sizeof *v)))
 		return fail(s, "migrate: vCPU state: %.200s", "out of memory");
 	for (i = 0; i < s->vm->nr_vcpus; i++)
@@ -326,7 +417,7 @@ static int send_machine(struct sender *s)
 	m.nr_vcpus = s->vm->nr_vcpus;
 	m.devices = dev;
 	m.devices_len = devlen;
-	m.patch = s->pol->patch ? s->pol->patch : &native;
+	m.patch = s->pol->patch ? s->pol->patch : &patch;
 	if (stream_write_machine_state(&s->w, &m) < 0)
 		fail(s, "%.200s", s->w.err);
 	else
@@ -335,6 +426,16 @@ out:
 	free(dev);
 	free(v);
 	return rc;
+}
+
+/* kvm: the guest as the bare machine would hold it, out of the runtime. */
+static int take_view(struct sender *s)
+{
+	if (!(s->view = calloc(s->vm->nr_vcpus, sizeof *s->view)))
+		return fail(s, "migrate: vCPU state: %.200s", "out of memory");
+	if (vm__kvm_guest_view(s->vm, s->view, &s->view_dev, &s->view_devlen) < 0)
+		return fail(s, "migrate: freeze: %.200s", s->vm->err);
+	return 0;
 }
 
 /* Frozen: last pages, held frames, machine state, END. */
@@ -405,6 +506,8 @@ int migrate_send(struct vm *src, const struct stream_io *out, const struct migra
 		goto failed;
 	}
 	s.frozen = 1;
+	if (src->rt && take_view(&s) < 0)
+		goto failed;
 	rep->pause_ns = vm__now_ns() - tf;
 	/* No frame may reach guest RAM from here on: the NIC's receive thread
 	 * would write pages and device state we have already sent. */
@@ -431,6 +534,8 @@ int migrate_send(struct vm *src, const struct stream_io *out, const struct migra
 	free(s.dirty);
 	free(s.gfns);
 	free(s.sb.buf);
+	free(s.view);
+	free(s.view_dev);
 	return 0;
 
 failed:
@@ -458,6 +563,8 @@ failed:
 	free(s.dirty);
 	free(s.gfns);
 	free(s.sb.buf);
+	free(s.view);
+	free(s.view_dev);
 	return -1;
 }
 

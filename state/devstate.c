@@ -172,6 +172,8 @@ int devstate_save(const struct devset *set, uint8_t **buf, size_t *len, char **c
 		dp83820_save(set->nic, &w->nic_snap);
 		ds_dp83820_to_wire(w);
 	}
+	if (set->port61)
+		DS_SET(&w->set, port61, *set->port61);
 	n = pvmigrate__device_set__get_packed_size(&w->set);
 	if (n > DEVSTATE_MAX_LEN) {	/* cannot happen with five models; keep restore's promise */
 		if (asprintf(cause, "devstate: DeviceSet: %zu bytes, limit %u", n,
@@ -392,8 +394,12 @@ int devstate_restore(struct devset *set, const uint8_t *buf, size_t len, char *w
 		ds_fail(&c, "restore failed: out of memory");
 		goto out;
 	}
-	if (ds_convert(&c, set, m, s) == 0 && ds_dry_run(set, s, &c) == 0)
+	uint8_t port61 = m->has_port61 ? ds_u8(&c, DS_F(m, port61)) : 0;
+
+	if (!c.failed && ds_convert(&c, set, m, s) == 0 && ds_dry_run(set, s, &c) == 0)
 		rc = ds_apply(&c, set, s);
+	if (rc == 0 && set->port61)
+		*set->port61 = port61;
 	free(s);
 out:
 	pvmigrate__device_set__free_unpacked(m, NULL);

@@ -24,6 +24,7 @@ struct devset {
 	struct uart16550 *uart;		/* COM1 */
 	struct pci_bus *pci;
 	struct dp83820 *nic;		/* its config space travels with pci */
+	uint8_t *port61;		/* port 0x61 as last written, or NULL */
 };
 
 /* Largest DeviceSet accepted: 32 config spaces are ~8.5 KiB, all else <1 KiB. */

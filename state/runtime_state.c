@@ -302,3 +302,84 @@ out:
 	pvmigrate__runtime_state__free_unpacked(m, NULL);
 	return rc;
 }
+
+/* ---- the runtime's models next to the native host's: DeviceSet both ways */
+
+int runtime_devs_to_devset(const struct rt_dev_state *d, uint8_t **buf, size_t *len, char *why,
+			   size_t whylen)
+{
+	static const Pvmigrate__DeviceSet set_init = PVMIGRATE__DEVICE_SET__INIT;
+	struct ds_wire *w;
+	size_t n;
+
+	*buf = NULL;
+	if (d->magic != RT_DEV_STATE_MAGIC || d->version != RT_DEV_STATE_VERSION ||
+	    d->size != sizeof *d || (d->flags & ~RT_DEV_STATE_NIC)) {
+		rs_fail(why, whylen, "the device-state area is not layout %u", RT_DEV_STATE_VERSION);
+		return -1;
+	}
+	if (!(w = calloc(1, sizeof *w))) {
+		rs_fail(why, whylen, "out of memory");
+		return -1;
+	}
+	w->set = set_init;
+	w->pic_snap = d->pic;
+	w->pit_snap = d->pit;
+	w->uart_snap = d->uart;
+	w->pci_snap = d->pci;
+	ds_i8259_to_wire(w);
+	ds_i8254_to_wire(w);
+	ds_uart_to_wire(w);
+	ds_pci_to_wire(w);
+	if (d->flags & RT_DEV_STATE_NIC) {
+		w->nic_snap = d->nic;
+		ds_dp83820_to_wire(w);
+	}
+	DS_SET(&w->set, port61, d->sysctl);
+	n = pvmigrate__device_set__get_packed_size(&w->set);
+	if (!(*buf = malloc(n ? n : 1))) {
+		rs_fail(why, whylen, "out of memory");
+		free(w);
+		return -1;
+	}
+	*len = pvmigrate__device_set__pack(&w->set, *buf);
+	free(w);
+	return 0;
+}
+
+int runtime_devs_from_devset(const uint8_t *buf, size_t len, struct rt_dev_state *d, char *why,
+			     size_t whylen)
+{
+	char inner[256] = "";
+	struct ds_ctx c = { .why = inner, .whylen = sizeof inner };
+	Pvmigrate__DeviceSet *m;
+	struct rt_dev_state *t;
+	int rc = -1;
+
+	if (len > DEVSTATE_MAX_LEN) {
+		rs_fail(why, whylen, "DeviceSet of %zu bytes, limit %u", len, DEVSTATE_MAX_LEN);
+		return -1;
+	}
+	if (!(m = pvmigrate__device_set__unpack(NULL, len, buf))) {
+		rs_fail(why, whylen, "DeviceSet: not a valid protobuf message");
+		return -1;
+	}
+	if (!(t = calloc(1, sizeof *t))) {
+		rs_fail(why, whylen, "out of memory");
+		goto out;
+	}
+	t->magic = RT_DEV_STATE_MAGIC;
+	t->version = RT_DEV_STATE_VERSION;
+	t->size = sizeof *t;
+	t->sysctl = m->has_port61 ? ds_u8(&c, DS_F(m, port61)) : 0;
+	if (c.failed || devices_from_wire(&c, m, t) < 0) {
+		rs_fail(why, whylen, "%s", inner);
+	} else {
+		*d = *t;
+		rc = 0;
+	}
+	free(t);
+out:
+	pvmigrate__device_set__free_unpacked(m, NULL);
+	return rc;
+}

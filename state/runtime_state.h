@@ -41,4 +41,17 @@ int runtime_state_pack(const struct runtime_state *rs, uint8_t **buf, size_t *le
 int runtime_state_unpack(const uint8_t *buf, size_t len, struct runtime_state *rs, char *why,
 			 size_t whylen);
 
+/*
+ * The runtime's models (struct rt_dev_state) as the DeviceSet the native
+ * host's models save and restore (devstate.h), and back: how the devices
+ * cross between personalities.  from_devset checks the untrusted bytes as
+ * runtime_state_unpack does (every field, every model's dry run) and
+ * writes *d only if all passed (port 0x61 rides in DeviceSet.port61).
+ * 0, or -1 with why.
+ */
+int runtime_devs_to_devset(const struct rt_dev_state *d, uint8_t **buf, size_t *len, char *why,
+			   size_t whylen);
+int runtime_devs_from_devset(const uint8_t *buf, size_t len, struct rt_dev_state *d, char *why,
+			     size_t whylen);
+
 #endif

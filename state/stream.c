@@ -386,6 +386,11 @@ int stream_write_machine_state(struct stream_writer *w, const struct stream_mach
 		x->patch.nr_sites = m->patch->nr_sites;
 		x->patch.digest.len = STREAM_DIGEST_LEN;
 		x->patch.digest.data = (uint8_t *)m->patch->digest;
+		if (m->patch->table_size) {
+			x->patch.has_table_addr = x->patch.has_table_size = 1;
+			x->patch.table_addr = m->patch->table_addr;
+			x->patch.table_size = m->patch->table_size;
+		}
 		x->ms.patch = &x->patch;
 	}
 	n = pvmigrate__machine_state__get_packed_size(&x->ms);

@@ -107,6 +107,7 @@ struct stream_patch {
 	char personality[STREAM_NAME_MAX + 1];
 	uint32_t nr_sites;
 	uint8_t digest[STREAM_DIGEST_LEN];
+	uint64_t table_addr, table_size; /* size 0: not carried */
 };
 
 /*

@@ -162,8 +162,17 @@ static int patch_from_wire(struct dec *d, const Pvmigrate__PatchState *p)
 		       "not 32 bytes");
 		return -1;
 	}
+	if (p->has_table_addr != p->has_table_size ||
+	    (p->has_table_size && (!p->table_size || p->table_addr >= d->info.ram_size ||
+				   p->table_size > d->info.ram_size - p->table_addr))) {
+		st_err(d->why, d->whylen, "patch.table: %s", p->has_table_addr != p->has_table_size ?
+		       "address and size must come together" : "not inside guest RAM");
+		return -1;
+	}
 	memset(&d->patch, 0, sizeof(d->patch));
 	strcpy(d->patch.personality, p->personality);
+	d->patch.table_addr = p->table_addr;
+	d->patch.table_size = p->table_size;
 	d->patch.nr_sites = p->nr_sites;
 	memcpy(d->patch.digest, p->digest.data, STREAM_DIGEST_LEN);
 	return 0;

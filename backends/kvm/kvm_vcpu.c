@@ -289,6 +289,23 @@ static void io_complete(struct kvm_vcpu *v)
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
 }
 
+/*
+ * An interrupt the BSP injected (KVM_INTERRUPT) just before a kick can be
+ * left queued: KVM_RUN returned before the entry that delivers it.  A
+ * vCPU must not stop like that for a pause: its state would hold a
+ * half-taken event that only this host's KVM knows how to finish, and a
+ * move to another personality must see the guest between instructions.
+ * So it goes back in once to take it, with its timer as the kick out.
+ */
+static int irq_in_flight(struct kvm_vcpu *v)
+{
+	struct kvm_vcpu_events ev;
+
+	if (v->id != 0 || ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return 0;
+	return ev.interrupt.injected && !ev.interrupt.soft;
+}
+
 /* After io_complete: may this vCPU stop for a pause here?  Under a runtime
  * one that left the guest inside it goes back in until it is parked. */
 static int at_safe_point(struct kvm_vcpu *v)
@@ -316,6 +333,18 @@ static void *vcpu_thread(void *arg)
 		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
 		if (vm__vcpu_should_stop(vm)) {
 			io_complete(v);
+			if (irq_in_flight(v)) {
+				timer_arm(v, vm__now_ns() + 200000);
+				if (vcpu_enter(v) < 0) {
+					if (errno == EINTR || errno == EAGAIN)
+						continue;
+					crash(v, strerror(errno));
+					break;
+				}
+				if (exit_handle(v) < 0)
+					break;
+				continue;
+			}
 			if (at_safe_point(v)) {
 				if (vm__vcpu_park(vm) < 0)
 					break;

@@ -1,4 +1,5 @@
-/* rt_boot.c: BSP boot: check the boot block, set up every CPU's IDT and state block, decode the guest's table and rewrite it native -> kvm */
+/* rt_boot.c: BSP boot (check the boot block, set up every CPU, decode the guest's table, rewrite it native -> kvm) and adopting a running guest */
+#include "rt_channel.h"
 #include "rt_cpu.h"
 
 /*
@@ -46,7 +47,7 @@ static uint32_t count_changed(const struct personality *from, const struct perso
 	return n;
 }
 
-static void check_boot_block(const struct rt_boot *b)
+static void check_boot_block(const struct rt_boot *b, int adopt)
 {
 	if (b->magic != RT_BOOT_MAGIC)
 		boot_fail("bad boot block magic", NULL);
@@ -56,33 +57,19 @@ static void check_boot_block(const struct rt_boot *b)
 		boot_fail("bad CPU count in the boot block", NULL);
 	if (b->ram_size == 0 || b->ram_size > RT_WINDOW_BASE)
 		boot_fail("guest RAM must end below the runtime window", NULL);
-	if (b->guest_entry32 == 0 || b->guest_entry32 >= b->ram_size)
+	if (!adopt && (b->guest_entry32 == 0 || b->guest_entry32 >= b->ram_size))
 		boot_fail("the guest's 32-bit entry is not in RAM", NULL);
-	if (b->mbi >= b->ram_size)
+	if (!adopt && b->mbi >= b->ram_size)
 		boot_fail("the Multiboot info block is not in RAM", NULL);
 	if (b->table_size == 0 || b->table_addr >= b->ram_size ||
 	    b->table_size > b->ram_size - b->table_addr)
 		boot_fail("the site table is not in guest RAM", NULL);
 }
 
-void rt_boot_main(void)
+/* The retained table into rt_sites, and the memory-operand sites decoded. */
+static void decode_sites(const struct rt_boot *b)
 {
-	struct rt_boot *b = RT_BOOT;
 	struct repatch_err err = {0};
-	const struct personality *from = personality_find("native"), *to = personality_find("kvm");
-	const struct repatch_mem mem = {NULL, map_ram};
-
-	check_boot_block(b);
-	rt_ram_size = b->ram_size;
-	for (unsigned cpu = 0; cpu < RT_MAX_CPUS; cpu++) {
-		struct rt_cpu_state *st = rt_cpu_state(cpu);
-		memset(st, 0, sizeof *st);
-		st->version = RT_ABI_VERSION;
-		rt_idt_init(cpu);
-	}
-	if (!from || !to)
-		boot_fail("the runtime was built without the native or kvm personality", NULL);
-
 	const void *table = (const void *)(uintptr_t)b->table_addr;
 	long count = pvsites_count(table, b->table_size, &err);
 	if (count < 0)
@@ -101,6 +88,26 @@ void rt_boot_main(void)
 		rt_strlcat_hex(msg, where, sizeof msg);
 		boot_fail(msg, why);
 	}
+}
+
+void rt_boot_main(void)
+{
+	struct rt_boot *b = RT_BOOT;
+	struct repatch_err err = {0};
+	const struct personality *from = personality_find("native"), *to = personality_find("kvm");
+	const struct repatch_mem mem = {NULL, map_ram};
+
+	check_boot_block(b, 0);
+	rt_ram_size = b->ram_size;
+	for (unsigned cpu = 0; cpu < RT_MAX_CPUS; cpu++) {
+		struct rt_cpu_state *st = rt_cpu_state(cpu);
+		memset(st, 0, sizeof *st);
+		st->version = RT_ABI_VERSION;
+		rt_idt_init(cpu);
+	}
+	if (!from || !to)
+		boot_fail("the runtime was built without the native or kvm personality", NULL);
+	decode_sites(b);
 	uint32_t changed = count_changed(from, to);
 	if (repatch_rewrite(rt_sites, rt_nsites, &mem, from, to, &err) < 0)
 		boot_fail("rewriting the guest native -> kvm failed", err.msg);
@@ -119,4 +126,58 @@ void rt_boot_main(void)
 	b->status = 0;
 	rt_outl(RT_PORT_DOORBELL, RT_BELL_BOOTED);
 	rt_cpu_state(0)->online = 1;
+}
+
+/*
+ * RT_ENTRY_ADOPT (rt_entry.S) on every started CPU, f = its rt_frame:
+ * CPU 0 readies the runtime (table, models restored from the host's
+ * snapshots), the others wait for it; then each CPU takes the guest's
+ * gates into its real IDT and resumes the guest from its state block
+ * with iretq, so user mode and kernel mode resume alike.  The host
+ * rewrote the sites before, and the window is freshly loaded, so bss is
+ * zero.  A failure is final, as at boot: status < 0, then power-off.
+ */
+int rt_adopt_main(struct rt_frame *f)
+{
+	struct rt_boot *b = RT_BOOT;
+	unsigned cpu = rt_frame_cpu(f);
+	struct rt_cpu_state *st = rt_cpu_state(cpu);
+
+	if (cpu == 0) {
+		if (!(b->flags & RT_BOOTF_ADOPT))
+			boot_fail("entered to adopt a guest, but the boot block does not say so", NULL);
+		check_boot_block(b, 1);
+		rt_ram_size = b->ram_size;
+		decode_sites(b);
+		rt_dev_init();
+		if (b->status < 0) {
+			char why[sizeof b->error];
+			rt_strlcpy(why, b->error, sizeof why);
+			boot_fail("the device side failed", why);
+		}
+		if (rt_dev_restore((const void *)(uintptr_t)(RT_WINDOW_BASE + RT_OFF_DEVSTATE),
+				   sizeof(struct rt_dev_state)) < 0)
+			boot_fail("the device models refused the host's snapshots", NULL);
+		rt_dev_ready = 1;
+		b->sites = (uint32_t)rt_nsites;
+		b->sites_rewritten = 0; /* the host rewrote them */
+		b->status = 0;
+		__atomic_store_n(&b->adopt_ready, 1, __ATOMIC_RELEASE);
+		rt_outl(RT_PORT_DOORBELL, RT_BELL_BOOTED);
+	} else {
+		while (!__atomic_load_n(&b->adopt_ready, __ATOMIC_ACQUIRE))
+			__builtin_ia32_pause();
+	}
+	rt_idt_load(cpu, st->idt_base, st->idt_limit);
+	st->online = 1;
+	st->parked = RT_CPU_PARKED_NO;
+	memcpy(f, &st->rax, RT_FRAME_WORDS * 8);
+	uint64_t *hw = (uint64_t *)(uintptr_t)(RT_PERCPU_ADDR(cpu) + RT_PERCPU_IRETF);
+	hw[0] = st->rip;
+	hw[1] = st->cs;
+	hw[2] = (st->rflags & ~RF_IF) | (st->vif ? RF_IF : 0) | RF_FIXED;
+	hw[3] = st->rsp;
+	hw[4] = st->ss;
+	f->rsp = (uint64_t)(uintptr_t)hw;
+	return RT_EXIT_IRET;
 }

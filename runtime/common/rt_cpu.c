@@ -5,7 +5,7 @@
 _Static_assert(RT_WINDOW_BASE == 0x3fe00000ull && RT_IMAGE_MAX == 0xc0000u,
 	       "rt.ld hardcodes the window base and the image limit");
 _Static_assert(RT_ENTRY_BOOT64 == RT_WINDOW_BASE && RT_ENTRY_SITE == RT_WINDOW_BASE + 0x40 &&
-		       RT_ENTRY_UPCALL == RT_WINDOW_BASE + 0x80,
+		       RT_ENTRY_UPCALL == RT_WINDOW_BASE + 0x80 && RT_ENTRY_ADOPT == RT_WINDOW_BASE + 0xc0,
 	       "rt_entry.S places the entry points at +0x000, +0x040, +0x080");
 _Static_assert(RT_PERCPU_ADDR(0) == 0x3fed0000ull && RT_PERCPU_SIZE == 0x8000u &&
 		       RT_PERCPU_STACK_TOP == 0x8000u && RT_PERCPU_IDT == 0,
@@ -20,6 +20,9 @@ _Static_assert(offsetof(struct rt_frame, r15) == 120, "frame layout");
 _Static_assert(offsetof(struct rt_frame, rip) == 128, "frame layout");
 _Static_assert(offsetof(struct rt_frame, rflags) == 136, "frame layout");
 _Static_assert(sizeof(struct rt_frame) == 160, "frame layout");
+_Static_assert(RT_PERCPU_FRAME == RT_PERCPU_STACK_TOP - sizeof(struct rt_frame) &&
+		       RT_PERCPU_IRETF >= RT_PERCPU_STATE + sizeof(struct rt_cpu_state),
+	       "the host enters RT_ENTRY_ADOPT with RSP at the frame; the iretq frame is free");
 _Static_assert(offsetof(struct rt_cpu_state, rflags) - offsetof(struct rt_cpu_state, rax) ==
 		       (RT_FRAME_WORDS - 1) * 8,
 	       "the state block's registers are in frame order");

@@ -71,6 +71,8 @@ extern struct rt_shared *rt_sh;       /* RT_SHARED in the runtime; tests point i
 int rt_site_call(struct rt_frame *f);
 /* The upcall interrupted the guest (user mode, or kernel code outside the window). */
 int rt_upcall(struct rt_frame *f);
+/* The host entered this CPU at RT_ENTRY_ADOPT (rt_boot.c): ready the runtime, resume the guest. */
+int rt_adopt_main(struct rt_frame *f);
 
 /*
  * A decoded memory instruction: a mov between a register (or an

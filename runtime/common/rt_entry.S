@@ -152,6 +152,21 @@ rt_entry_upcall:
 	lock incq SHARED_UPCALLS
 	iretq
 
+	/*
+	 * +0x0c0: the host installs the runtime beneath a running guest
+	 * (RT_BOOTF_ADOPT): CPL 0, IF = 0, RSP = this CPU's frame, the real
+	 * IDTR = its per-CPU block.  C fills the frame from the CPU's state
+	 * block and points its RSP at an iretq frame back into the guest.
+	 */
+	.org	0xc0, 0xcc
+	.globl	rt_entry_adopt
+rt_entry_adopt:
+	cli
+	cld
+	movq	%rsp, %rdi
+	call	rt_adopt_main
+	jmp	rt_leave
+
 	.text
 	/*
 	 * Count, then the fast paths: kinds whose whole effect is a few

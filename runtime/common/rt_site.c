@@ -80,10 +80,13 @@ static void park_serve_state(void)
  * while we wait; the guest continues from what it holds (vif wins over
  * rflags.IF).
  */
-static void park(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu, uint32_t why)
+static void park_at(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu, uint32_t why,
+		    uint64_t cs, uint64_t ss)
 {
 	rt_dev_flush();
 	f->rflags = (f->rflags & ~RF_IF) | (st->vif ? RF_IF : 0);
+	st->cs = (uint16_t)cs;
+	st->ss = (uint16_t)ss;
 	publish(f, st);
 	__atomic_store_n(&st->parked, why, __ATOMIC_SEQ_CST);
 	if (why == RT_CPU_PARKED_IDLE)
@@ -105,6 +108,12 @@ static void park(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu, uint
 		rt_idt_load(cpu, st->idt_base, st->idt_limit);
 		st->reload_idt = 0;
 	}
+}
+
+/* A park in guest kernel code: the CPU runs on the guest's kernel CS and SS. */
+static void park(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu, uint32_t why)
+{
+	park_at(f, st, cpu, why, rt_hw_cs(), rt_hw_ss());
 }
 
 static int park_requested(void)
@@ -434,6 +443,8 @@ static void do_hlt(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu)
 		}
 		if (!st->vif) {
 			rt_dev_flush();
+			st->cs = (uint16_t)rt_hw_cs();
+			st->ss = (uint16_t)rt_hw_ss();
 			publish(f, st);
 			__atomic_store_n(&st->parked, RT_CPU_PARKED_DOWN, __ATOMIC_SEQ_CST);
 			rt_hw_halt_down();
@@ -539,7 +550,7 @@ int rt_upcall(struct rt_frame *f)
 		f->rip = hw[0];
 		f->rflags = hw[2];
 		f->rsp = hw[3];
-		park(f, st, cpu, RT_CPU_PARKED_REQ);
+		park_at(f, st, cpu, RT_CPU_PARKED_REQ, hw[1], hw[4]);
 		hw[0] = f->rip;
 		hw[2] = f->rflags | RF_FIXED;
 		hw[3] = f->rsp;

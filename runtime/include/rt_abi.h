@@ -42,6 +42,12 @@
 #define RT_ENTRY_BOOT64	  (RT_WINDOW_BASE + 0x000) /* host starts the BSP here: long mode, host page tables */
 #define RT_ENTRY_SITE	  (RT_WINDOW_BASE + 0x040) /* kvm site sequences call here */
 #define RT_ENTRY_UPCALL	  (RT_WINDOW_BASE + 0x080) /* IDT gate of RT_UPCALL_VECTOR on every CPU */
+/* The host enters every started vCPU here to install the runtime beneath
+ * a guest that is already running (RT_BOOTF_ADOPT): CPL 0 on the guest's
+ * page tables and GDT, RSP = the CPU's rt_frame (RT_PERCPU_FRAME), IF = 0,
+ * IDTR = the CPU's per-CPU block; the guest's own state is in the CPU's
+ * rt_cpu_state (registers, vif, virtual IDTR, cs/ss). */
+#define RT_ENTRY_ADOPT	  (RT_WINDOW_BASE + 0x0c0)
 
 /*
  * A kvm site that calls the runtime holds:
@@ -103,8 +109,22 @@ struct rt_boot {
 	uint32_t sites_rewritten;    /* sites whose bytes changed native -> kvm */
 	uint32_t pad2;
 	char error[192];
+	/* Added at the end (ABI 1 stays valid).  RT_BOOTF_ADOPT: CPU 0 sets
+	 * it once the runtime is ready; the other CPUs wait for it. */
+	volatile uint32_t adopt_ready;
+	uint32_t pad3;
 };
 #define RT_BOOTF_NONE 0u
+/*
+ * Adopt a running guest instead of booting one: the host has written the
+ * guest's RAM (its sites already rewritten to kvm by the host), every
+ * started vCPU's state block, and the device models' snapshots into the
+ * device-state area (rt_devstate_abi.h).  The runtime decodes the table
+ * (it needs the sites), restores its models from the area, and every CPU
+ * resumes the guest from its state block with iretq.  guest_entry32 and
+ * mbi are unused.  See docs/RUNTIME.md, "Installing beneath a running guest".
+ */
+#define RT_BOOTF_ADOPT 0x1u
 
 /* ---- the host channel */
 
@@ -178,6 +198,8 @@ struct rt_shared {
 #define RT_PERCPU_IDT	   0x0000u /* 256 x 16-byte gates: the CPU's real IDT under kvm */
 #define RT_PERCPU_STATE	   0x1000u /* struct rt_cpu_state */
 #define RT_PERCPU_STACK_TOP 0x8000u /* the runtime's stack for this CPU grows down from here */
+#define RT_PERCPU_FRAME    0x7f60u /* the CPU's struct rt_frame, at the top of its stack */
+#define RT_PERCPU_IRETF    0x1f00u /* adopt: the 5-word iretq frame the CPU resumes the guest with */
 #define RT_PERCPU_ADDR(cpu) (RT_WINDOW_BASE + RT_OFF_PERCPU + (uint64_t)(cpu) * RT_PERCPU_SIZE)
 
 /*
@@ -221,6 +243,11 @@ struct rt_cpu_state {
 	 * its park, and clears it. */
 	volatile uint32_t reload_idt;
 	uint32_t pad2;
+	/* Added at the end: the guest's CS and SS selectors at the park point
+	 * (runtime -> host; a park from user mode has the user's), and where
+	 * an adopting CPU resumes the guest (host -> runtime). */
+	uint16_t cs, ss;
+	uint32_t pad3;
 };
 
 #endif

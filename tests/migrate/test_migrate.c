@@ -1,4 +1,4 @@
-/* test_migrate.c: live migration of the reference guest between two VMs in one process: once, five times back and forth, and refused by the target */
+/* test_migrate.c: live migration of the reference guest between two VMs in one process: once, back and forth, between personalities, and refused by the target */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -9,9 +9,12 @@
 #include <unistd.h>
 
 #include "migrate.h"
+#include "personality_kvm.h"
+#include "vm_sites.h"
 
 /*
  * Usage: test_migrate once|pingpong|refuse GUEST-ELF WORKLOAD-REF
+ *        test_migrate personalities GUEST-ELF WORKLOAD-REF RUNTIME-ELF
  *
  * The guest runs `seed=S steps=N` (about 0.35 ms a step here) on a source
  * VM; once its console shows progress, migrate_send() streams it over a
@@ -24,6 +27,11 @@
  *   refuse    the target refuses (a corrupted MACHINE_STATE byte, then a
  *             target that hangs up mid-stream): migrate_send fails, the
  *             source resumes and finishes right, the target never ran
+ *   personalities  a 2-vCPU 64 MiB guest booted native moves native ->
+ *             kvm -> native -> kvm -> kvm -> native: each target
+ *             re-patches every site, kvm targets install the runtime
+ *             beneath the running guest; every site must hold the
+ *             target's bytes after each move
  */
 #define TIMEOUT_MS 20000
 
@@ -40,7 +48,8 @@ struct guest {
 	char why[512];
 };
 
-static const char *guest_elf, *ref_prog;
+static const char *guest_elf, *ref_prog, *runtime_elf;
+static int target_kvm; /* the next target VM runs the kvm personality */
 
 static int fail(const char *what, const char *why)
 {
@@ -80,6 +89,13 @@ static struct vm *new_vm(struct guest *g, uint64_t mem, unsigned cpus)
 	g->vm = vm__create(&vm_kvm_ops, mem, cpus, cause, sizeof cause);
 	if (!g->con || !g->vm)
 		fail("create VM", g->vm ? strerror(errno) : cause);
+	if (target_kvm) {
+		struct vm_kvm_host_cfg cfg = { .runtime = runtime_elf, .console_fd = fileno(g->con) };
+
+		if (vm__platform_init_ports(g->vm) < 0 || vm__kvm_host_attach(g->vm, &cfg) < 0)
+			fail("kvm runtime", g->vm->err);
+		return g->vm;
+	}
 	if (vm__platform_init(g->vm, fileno(g->con)) < 0)
 		fail("platform", g->vm->err);
 	return g->vm;
@@ -402,8 +418,83 @@ static int test_refuse(void)
 	return 0;
 }
 
+/* Every site of g's guest holds `want`'s bytes (pvsites' classification). */
+static void check_sites(struct guest *g, const char *want)
+{
+	struct pvsite *sites;
+	size_t n, i, bad = 0;
+	const struct personality *p = personality_find(want);
+	unsigned idx = 0;
+
+	while (personality_at(idx) && personality_at(idx) != p)
+		idx++;
+
+	if (vm__sites_load(g->vm, g->vm->sites_addr, g->vm->sites_size, &sites, &n) < 0)
+		fail("sites", g->vm->err);
+	for (i = 0; i < n; i++) {
+		unsigned mask = 0;
+		const uint8_t *at = vm__gpa(g->vm, sites[i].addr, sites[i].len);
+
+		if (!at || repatch_classify_all(&sites[i], at, &mask) < 0 ||
+		    !(mask & (1u << idx)))
+			bad++;
+	}
+	free(sites);
+	if (!n || bad) {
+		fprintf(stderr, "test_migrate: %zu of %zu sites do not hold %s\n", bad, n, want);
+		fail("sites", "a site does not hold the target personality's bytes");
+	}
+	printf("test_migrate: all %zu sites hold %s\n", n, want);
+}
+
+static int test_personalities(void)
+{
+	static const char *const order[] = { "kvm", "native", "kvm", "kvm", "native" };
+	const char *args = "seed=5 steps=150000";
+	const char *cur_name = "native";
+	struct guest g[2];
+	struct migrate_report rep;
+	char want[256];
+	unsigned i;
+	int cur = 0;
+
+	reference(args, want, sizeof want);
+	target_kvm = 0;
+	boot(&g[0], 64ull << 20, 2, args);
+	wait_ticks(&g[0], 1);
+	check_sites(&g[0], "native");
+	for (i = 0; i < sizeof order / sizeof *order; i++) {
+		sleep_ms(300);
+		target_kvm = !strcmp(order[i], "kvm");
+		if (migrate(&g[cur], &g[!cur], 64ull << 20, 0, 0, &rep) < 0) {
+			char text[65536];
+
+			console(&g[cur], text, sizeof text);
+			fprintf(stderr, "%s\nexit kind %d status %d: %s\ntarget: %s\n", text,
+				(int)g[cur].vm->exit_kind, g[cur].vm->exit_status, g[cur].vm->err,
+				g[!cur].why);
+			fail("migrate_send", rep.err);
+		}
+		printf("test_migrate: move %u: %s -> %s, %u rounds, %llu bytes, total %.1f ms, "
+		       "downtime %.3f ms\n", i + 1, cur_name, order[i], rep.rounds,
+		       (unsigned long long)rep.total_bytes, rep.total_ns / 1e6, rep.downtime_ns / 1e6);
+		cur = !cur;
+		cur_name = order[i];
+		check_sites(&g[cur], cur_name);
+		wait_ticks(&g[cur], 1); /* it runs on: progress on the new VM's console */
+	}
+	check_end(&g[cur], want, "guest after the personality moves");
+	printf("test_migrate: ok: native -> kvm -> native -> kvm -> kvm -> native, then %s", want);
+	vm__destroy(g[cur].vm);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 5 && !strcmp(argv[1], "personalities")) {
+		runtime_elf = argv[4];
+		argc = 4;
+	}
 	if (argc != 4)
 		fail("usage", "test_migrate once|pingpong|refuse GUEST-ELF WORKLOAD-REF");
 	if (access("/dev/kvm", R_OK | W_OK) < 0) {
@@ -418,5 +509,7 @@ int main(int argc, char **argv)
 		return test_pingpong();
 	if (!strcmp(argv[1], "refuse"))
 		return test_refuse();
+	if (!strcmp(argv[1], "personalities") && runtime_elf)
+		return test_personalities();
 	return fail("usage", argv[1]);
 }

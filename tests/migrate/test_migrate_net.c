@@ -11,10 +11,11 @@
 #include <unistd.h>
 
 #include "migrate.h"
+#include "personality_kvm.h"
 #include "platform.h"
 
 /*
- * Usage: test_migrate_net GUEST-ELF
+ * Usage: test_migrate_net GUEST-ELF [RUNTIME-ELF]
  *
  * The reference guest echoes every frame its NIC receives (addresses
  * swapped).  We are the peer of the NIC's socket backend: a thread keeps
@@ -23,7 +24,10 @@
  * frames sit in A's host queue (they travel in NIC_HELD), in the guest's
  * receive ring (RAM and device state), and in the socket A was reading
  * (B's NIC takes that socket over).  Each sequence number must come back
- * exactly once and intact.
+ * exactly once and intact.  With RUNTIME-ELF the moves go between
+ * personalities, native -> kvm -> native -> kvm: under kvm the frames
+ * wait in the runtime's channel (host queue, RX ring), which the move
+ * carries the same way.
  */
 #define TOTAL 12000u
 #define WINDOW 16u
@@ -123,7 +127,8 @@ struct side {
 	char why[512];
 };
 
-static const char *sock_path;
+static const char *sock_path, *runtime_elf;
+static int next_kvm; /* the next VM runs the kvm personality */
 
 static void console(struct side *s, char *buf, size_t len)
 {
@@ -142,6 +147,14 @@ static struct vm *new_vm(struct side *s)
 	if (!s->con || !s->vm)
 		fail("create VM", s->vm ? strerror(errno) : cause);
 	snprintf(spec, sizeof spec, "socket:%s", sock_path);
+	if (next_kvm) {
+		struct vm_kvm_host_cfg cfg = { .runtime = runtime_elf, .net = spec,
+					       .console_fd = fileno(s->con) };
+
+		if (vm__platform_init_ports(s->vm) < 0 || vm__kvm_host_attach(s->vm, &cfg) < 0)
+			fail("kvm runtime", s->vm->err);
+		return s->vm;
+	}
 	if (vm__platform_init(s->vm, fileno(s->con)) < 0 || vm__platform_add_nic(s->vm, spec) < 0)
 		fail("platform", s->vm->err);
 	return s->vm;
@@ -208,8 +221,9 @@ int main(int argc, char **argv)
 	int lfd, i, cur = 0;
 	uint64_t held = 0;
 
-	if (argc != 2)
-		fail("usage", "test_migrate_net GUEST-ELF");
+	if (argc != 2 && argc != 3)
+		fail("usage", "test_migrate_net GUEST-ELF [RUNTIME-ELF]");
+	runtime_elf = argc == 3 ? argv[2] : NULL;
 	if (access("/dev/kvm", R_OK | W_OK) < 0) {
 		printf("SKIP: /dev/kvm: %s (no KVM host here)\n", strerror(errno));
 		return 77;
@@ -244,10 +258,12 @@ int main(int argc, char **argv)
 			usleep(2000);
 		if (peer->done)
 			break;
+		next_kvm = runtime_elf && i % 2 == 0; /* native -> kvm -> native -> kvm */
 		migrate(&s[cur], &s[!cur], lfd, &rep);
 		held += rep.held_frames;
-		printf("test_migrate_net: migration %d at echo %u: %u rounds, %llu bytes, "
-		       "downtime %.3f ms, total %.1f ms, %llu held frames carried\n", i + 1, at,
+		printf("test_migrate_net: migration %d to %s at echo %u: %u rounds, %llu bytes, "
+		       "downtime %.3f ms, total %.1f ms, %llu held frames carried\n", i + 1,
+		       next_kvm ? "kvm" : "native", at,
 		       rep.rounds, (unsigned long long)rep.total_bytes, rep.downtime_ns / 1e6,
 		       rep.total_ns / 1e6, (unsigned long long)rep.held_frames);
 		cur = !cur;
