@@ -33,14 +33,31 @@
 
 enum dev_port { PORT_NONE, PORT_PIC, PORT_PIT, PORT_SYSCTL, PORT_UART, PORT_PCI, PORT_NIC };
 
+/*
+ * RT_LAYOUT_ALT builds pvruntime-kvm-alt.elf, a second runtime whose
+ * internal device state is laid out differently (another field order, a
+ * spare page in front): an upgrade between runtime builds must carry the
+ * guest through the fixed ABI and the guest view only, never through
+ * these internals (tests/migrate/test_migrate.c, kvm -> kvm).
+ */
+#ifndef RT_LAYOUT_ALT
+#define RT_LAYOUT_ALT 0
+#endif
+
 static struct {
+#if RT_LAYOUT_ALT
+	uint8_t spare[4096];
+	struct dp83820 nic;
+#endif
 	struct dev_env env;
 	struct i8259 pic;
 	struct i8254 pit;
 	struct uart16550 uart;
 	struct pci_bus pci;
 	struct pci_func hostbridge;
+#if !RT_LAYOUT_ALT
 	struct dp83820 nic;
+#endif
 	uint64_t ram_size;
 	uint64_t last_now;	/* now_ns never goes back, whichever CPU reads the TSC */
 	uint32_t nic_io_base, nic_mem_base;

@@ -14,7 +14,7 @@
 
 /*
  * Usage: test_migrate once|pingpong|refuse GUEST-ELF WORKLOAD-REF
- *        test_migrate personalities GUEST-ELF WORKLOAD-REF RUNTIME-ELF
+ *        test_migrate personalities GUEST-ELF WORKLOAD-REF RUNTIME-ELF RUNTIME-ALT-ELF
  *
  * The guest runs `seed=S steps=N` (about 0.35 ms a step here) on a source
  * VM; once its console shows progress, migrate_send() streams it over a
@@ -31,7 +31,9 @@
  *             kvm -> native -> kvm -> kvm -> native: each target
  *             re-patches every site, kvm targets install the runtime
  *             beneath the running guest; every site must hold the
- *             target's bytes after each move
+ *             target's bytes after each move.  The kvm -> kvm move is a
+ *             runtime upgrade: the target loads RUNTIME-ALT-ELF, a build
+ *             whose device state has another internal layout
  */
 #define TIMEOUT_MS 20000
 
@@ -48,7 +50,7 @@ struct guest {
 	char why[512];
 };
 
-static const char *guest_elf, *ref_prog, *runtime_elf;
+static const char *guest_elf, *ref_prog, *runtime_elf, *runtime_alt, *runtime_next;
 static int target_kvm; /* the next target VM runs the kvm personality */
 
 static int fail(const char *what, const char *why)
@@ -90,7 +92,7 @@ static struct vm *new_vm(struct guest *g, uint64_t mem, unsigned cpus)
 	if (!g->con || !g->vm)
 		fail("create VM", g->vm ? strerror(errno) : cause);
 	if (target_kvm) {
-		struct vm_kvm_host_cfg cfg = { .runtime = runtime_elf, .console_fd = fileno(g->con) };
+		struct vm_kvm_host_cfg cfg = { .runtime = runtime_next, .console_fd = fileno(g->con) };
 
 		if (vm__platform_init_ports(g->vm) < 0 || vm__kvm_host_attach(g->vm, &cfg) < 0)
 			fail("kvm runtime", g->vm->err);
@@ -447,9 +449,32 @@ static void check_sites(struct guest *g, const char *want)
 	printf("test_migrate: all %zu sites hold %s\n", n, want);
 }
 
+/* The runtime's device state (`dev` in rt_devices.c): "address size" from nm. */
+static void dev_layout(const char *elf, char *out, size_t len)
+{
+	char cmd[512], line[256];
+	FILE *p;
+
+	snprintf(cmd, sizeof cmd, "nm -S '%s'", elf);
+	out[0] = 0;
+	if (!(p = popen(cmd, "r")))
+		fail("nm", strerror(errno));
+	while (fgets(line, sizeof line, p)) {
+		char addr[32], size[32], type[4], name[64];
+
+		if (sscanf(line, "%31s %31s %3s %63s", addr, size, type, name) == 4 &&
+		    !strcmp(name, "dev"))
+			snprintf(out, len, "%s+%s", addr, size);
+	}
+	pclose(p);
+	if (!out[0])
+		fail("nm", "no symbol 'dev' in a runtime build");
+}
+
 static int test_personalities(void)
 {
 	static const char *const order[] = { "kvm", "native", "kvm", "kvm", "native" };
+	char lay_a[80], lay_b[80];
 	const char *args = "seed=5 steps=150000";
 	const char *cur_name = "native";
 	struct guest g[2];
@@ -458,6 +483,11 @@ static int test_personalities(void)
 	unsigned i;
 	int cur = 0;
 
+	dev_layout(runtime_elf, lay_a, sizeof lay_a);
+	dev_layout(runtime_alt, lay_b, sizeof lay_b);
+	if (!strcmp(lay_a, lay_b))
+		fail("runtime builds", "the two builds lay out their device state alike");
+	printf("test_migrate: runtime device state at %s, the upgrade's at %s\n", lay_a, lay_b);
 	reference(args, want, sizeof want);
 	target_kvm = 0;
 	boot(&g[0], 64ull << 20, 2, args);
@@ -466,6 +496,8 @@ static int test_personalities(void)
 	for (i = 0; i < sizeof order / sizeof *order; i++) {
 		sleep_ms(300);
 		target_kvm = !strcmp(order[i], "kvm");
+		/* the second kvm in a row is the upgrade to the other build */
+		runtime_next = target_kvm && !strcmp(cur_name, "kvm") ? runtime_alt : runtime_elf;
 		if (migrate(&g[cur], &g[!cur], 64ull << 20, 0, 0, &rep) < 0) {
 			char text[65536];
 
@@ -476,23 +508,26 @@ static int test_personalities(void)
 			fail("migrate_send", rep.err);
 		}
 		printf("test_migrate: move %u: %s -> %s, %u rounds, %llu bytes, total %.1f ms, "
-		       "downtime %.3f ms\n", i + 1, cur_name, order[i], rep.rounds,
-		       (unsigned long long)rep.total_bytes, rep.total_ns / 1e6, rep.downtime_ns / 1e6);
+		       "downtime %.3f ms%s\n", i + 1, cur_name, order[i], rep.rounds,
+		       (unsigned long long)rep.total_bytes, rep.total_ns / 1e6, rep.downtime_ns / 1e6,
+		       runtime_next == runtime_alt && target_kvm ? " (runtime upgrade: the other build)" : "");
 		cur = !cur;
 		cur_name = order[i];
 		check_sites(&g[cur], cur_name);
 		wait_ticks(&g[cur], 1); /* it runs on: progress on the new VM's console */
 	}
 	check_end(&g[cur], want, "guest after the personality moves");
-	printf("test_migrate: ok: native -> kvm -> native -> kvm -> kvm -> native, then %s", want);
+	printf("test_migrate: ok: native -> kvm -> native -> kvm -> kvm (upgrade) -> native, then %s",
+	       want);
 	vm__destroy(g[cur].vm);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc == 5 && !strcmp(argv[1], "personalities")) {
+	if (argc == 6 && !strcmp(argv[1], "personalities")) {
 		runtime_elf = argv[4];
+		runtime_alt = argv[5];
 		argc = 4;
 	}
 	if (argc != 4)
