@@ -1,9 +1,10 @@
-/* net_backend.c: the NIC's host side: an AF_UNIX frame socket (one frame per message, for tests) and a Linux tap device */
+/* net_backend.c: the NIC's host side: an AF_UNIX frame socket (one frame per message, for tests), a Linux tap device, or either one handed over as a file descriptor */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -136,9 +137,56 @@ static const struct net_backend_ops tap_ops = {
 	"tap", tap_open, tap_send, tap_recv, fd_close,
 };
 
+/* ---- fd:N: a socket or tap the process was handed, already connected
+ *
+ * How a guest's NIC survives a move to another process on the same host
+ * (pvmigrated's in-place moves): the daemon opens the backend once and
+ * hands the same descriptor to each process.  The source stops reading it
+ * at the freeze, the target starts after its OK, and frames that arrive
+ * in between wait in the kernel's buffer: none is lost.
+ */
+
+static int fd_open(struct net_backend *nb, const char *arg, char *err, size_t errlen);
+
+/* What fd:N becomes once open: a frame socket, or a tap. */
+static const struct net_backend_ops fd_sock_ops = {
+	"fd", fd_open, sock_send, sock_recv, fd_close,
+};
+static const struct net_backend_ops fd_tap_ops = {
+	"fd", fd_open, tap_send, tap_recv, fd_close,
+};
+
+static int fd_open(struct net_backend *nb, const char *arg, char *err, size_t errlen)
+{
+	char *end;
+	long n = strtol(arg, &end, 10);
+	int type;
+	socklen_t tlen = sizeof type;
+
+	if (!*arg || *end || n < 0 || n > 65535 || fcntl((int)n, F_GETFD) < 0) {
+		snprintf(err, errlen, "fd:%s: not an open file descriptor", arg);
+		return -1;
+	}
+	if (getsockopt((int)n, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0) {
+		if (type != SOCK_SEQPACKET && type != SOCK_DGRAM) {
+			snprintf(err, errlen, "fd:%s: a socket, but not a frame socket (seqpacket "
+				 "or datagram)", arg);
+			return -1;
+		}
+		nb->ops = &fd_sock_ops;
+	} else {
+		/* a tap: never wait in the receive path */
+		fcntl((int)n, F_SETFL, fcntl((int)n, F_GETFL) | O_NONBLOCK);
+		nb->ops = &fd_tap_ops;
+	}
+	nb->fd = (int)n;
+	fcntl(nb->fd, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
 /* ---- lookup */
 
-static const struct net_backend_ops *const backends[] = { &sock_ops, &tap_ops };
+static const struct net_backend_ops *const backends[] = { &sock_ops, &tap_ops, &fd_sock_ops };
 
 int net_backend__open(struct net_backend *nb, const char *spec, char *err, size_t errlen)
 {
@@ -150,13 +198,15 @@ int net_backend__open(struct net_backend *nb, const char *spec, char *err, size_
 	for (i = 0; colon && i < sizeof backends / sizeof backends[0]; i++) {
 		n = strlen(backends[i]->name);
 		if ((size_t)(colon - spec) == n && strncmp(spec, backends[i]->name, n) == 0) {
-			if (backends[i]->open(nb, colon + 1, err, errlen) < 0)
+			nb->ops = backends[i]; /* open may pick a variant (fd:N) */
+			if (backends[i]->open(nb, colon + 1, err, errlen) < 0) {
+				nb->ops = NULL;
 				return -1;
-			nb->ops = backends[i];
+			}
 			return 0;
 		}
 	}
-	snprintf(err, errlen, "net: '%s': want socket:PATH or tap:IFNAME", spec);
+	snprintf(err, errlen, "net: '%s': want socket:PATH, tap:IFNAME or fd:N", spec);
 	return -1;
 }
 

@@ -26,7 +26,8 @@ struct net_backend {
 	int fd;
 };
 
-/* "socket:PATH" or "tap:IFNAME": find the backend and open it. */
+/* "socket:PATH", "tap:IFNAME" or "fd:N" (an inherited, connected frame
+ * socket or tap descriptor, taken over): find the backend and open it. */
 int net_backend__open(struct net_backend *nb, const char *spec, char *err, size_t errlen);
 void net_backend__close(struct net_backend *nb);
 

@@ -27,7 +27,10 @@
  * exactly once and intact.  With RUNTIME-ELF the moves go between
  * personalities, native -> kvm -> native -> kvm: under kvm the frames
  * wait in the runtime's channel (host queue, RX ring), which the move
- * carries the same way.
+ * carries the same way.  In that mode the VMs also share one connection
+ * to the peer, as pvmigrated hands one to each guest process (fd:N): we
+ * connect once and every VM gets a copy of that descriptor, so frames
+ * sent during a move wait in the socket, and no take-over is needed.
  */
 #define TOTAL 12000u
 #define WINDOW 16u
@@ -128,6 +131,7 @@ struct side {
 };
 
 static const char *sock_path, *runtime_elf;
+static int shared_fd = -1; /* personality mode: the one connection every VM gets a copy of */
 static int next_kvm; /* the next VM runs the kvm personality */
 
 static void console(struct side *s, char *buf, size_t len)
@@ -147,6 +151,14 @@ static struct vm *new_vm(struct side *s)
 	if (!s->con || !s->vm)
 		fail("create VM", s->vm ? strerror(errno) : cause);
 	snprintf(spec, sizeof spec, "socket:%s", sock_path);
+	if (shared_fd >= 0) {
+		int fd = dup(shared_fd);
+
+		if (fd < 0)
+			fail("dup", strerror(errno));
+		snprintf(spec, sizeof spec, "fd:%d", fd);
+		s->handed_over = 1;
+	}
 	if (next_kvm) {
 		struct vm_kvm_host_cfg cfg = { .runtime = runtime_elf, .net = spec,
 					       .console_fd = fileno(s->con) };
@@ -191,7 +203,7 @@ static void migrate(struct side *a, struct side *b, int lfd, struct migrate_repo
 		fail("socketpair", strerror(errno));
 	new_vm(b);
 	/* B's own connection to the peer is only a placeholder until it takes A's */
-	extra = accept(lfd, NULL, NULL);
+	extra = shared_fd >= 0 ? -1 : accept(lfd, NULL, NULL);
 	migrate_conn_init(&b->conn, sv[1], 20000);
 	migrate_conn_init(&sc, sv[0], 20000);
 	pthread_create(&b->thread, NULL, run_target, b);
@@ -199,7 +211,7 @@ static void migrate(struct side *a, struct side *b, int lfd, struct migrate_repo
 		fail("migrate_send", rep->err);
 	/* Confirmed: A never runs again, so B may take its socket, frames
 	 * that arrived after the freeze included, before A is destroyed. */
-	if (vm__platform_nic_move_backend(b->vm, a->vm) < 0)
+	if (shared_fd < 0 && vm__platform_nic_move_backend(b->vm, a->vm) < 0)
 		fail("NIC take-over", b->vm->err);
 	__atomic_store_n(&b->handed_over, 1, __ATOMIC_RELEASE);
 	vm__poweroff(a->vm, VM_EXIT_POWEROFF, 0);
@@ -207,7 +219,8 @@ static void migrate(struct side *a, struct side *b, int lfd, struct migrate_repo
 	vm__destroy(a->vm);
 	fclose(a->con);
 	close(sv[0]);
-	close(extra);
+	if (extra >= 0)
+		close(extra);
 }
 
 int main(int argc, char **argv)
@@ -234,6 +247,11 @@ int main(int argc, char **argv)
 	lfd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 4) < 0)
 		fail("peer socket", strerror(errno));
+	if (runtime_elf) {
+		shared_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		if (shared_fd < 0 || connect(shared_fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+			fail("connect to the peer", strerror(errno));
+	}
 	new_vm(&s[0]);
 	peer = calloc(1, sizeof *peer);
 	if (!peer || (peer->fd = accept(lfd, NULL, NULL)) < 0)
