@@ -121,6 +121,10 @@ static void json_response(struct out *o, const Rsp *r)
 			r->result->downtime_us, r->result->total_us, r->result->bytes,
 			r->result->rounds);
 		json_cstr(f, r->result->dest_guest);
+		if (r->result->personality && r->result->personality[0]) {
+			fputs(",\"personality\":", f);
+			json_cstr(f, r->result->personality);
+		}
 		fputc('}', f);
 		break;
 	default:
@@ -263,6 +267,15 @@ void out_response(struct out *o, const Rsp *r)
 		break;
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT:
 		out_end(o);
+		if (!strcmp(o->cmd, "move")) {
+			fprintf(f, "moved in place: %s now runs on %s: downtime %.3f ms, total %.1f ms, "
+				"%.1f MiB in %" PRIu32 " pre-copy rounds\n", r->result->dest_guest,
+				r->result->personality && r->result->personality[0]
+					? r->result->personality : "its new personality",
+				r->result->downtime_us / 1e3, r->result->total_us / 1e3,
+				r->result->bytes / 1048576.0, r->result->rounds);
+			break;
+		}
 		fprintf(f, "moved: now %s at the target: downtime %.3f ms, total %.1f ms, %.1f MiB in "
 			"%" PRIu32 " pre-copy rounds\n", r->result->dest_guest,
 			r->result->downtime_us / 1e3, r->result->total_us / 1e3,

@@ -134,6 +134,11 @@ int ctl_request_check(const Req *req, uint32_t *code, char *why, size_t whylen)
 			rc = check_pers(req->migrate->to, "migrate: to", why, whylen);
 		if (!rc)
 			rc = check_dest(req->migrate->dest, why, whylen);
+		if (!rc && req->migrate->runtime && req->migrate->runtime[0] &&
+		    (!ctl_printable(req->migrate->runtime, CTL_PATH_MAX) ||
+		     req->migrate->runtime[0] != '/'))
+			rc = ctl_bad(why, whylen, "migrate: runtime: must be an absolute path of at "
+				     "most %d characters", CTL_PATH_MAX);
 		break;
 	default:
 		*code = CTL_ERR_PROTOCOL;
@@ -207,7 +212,9 @@ int ctl_response_check(const Rsp *rsp, char *why, size_t whylen)
 		return 0;
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT:
 		if (!rsp->result->has_downtime_us || !rsp->result->has_total_us ||
-		    !rsp->result->has_bytes || !ctl_check_guest_name(rsp->result->dest_guest))
+		    !rsp->result->has_bytes || !ctl_check_guest_name(rsp->result->dest_guest) ||
+		    (rsp->result->personality && rsp->result->personality[0] &&
+		     !ctl_check_personality(rsp->result->personality)))
 			return ctl_bad(why, whylen, "result: malformed");
 		return 0;
 	default:

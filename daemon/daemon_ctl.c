@@ -14,6 +14,7 @@
 #include <event2/listener.h>
 
 #include "daemon.h"
+#include "daemon_mig_local.h"
 
 #ifndef PVM_VERSION
 #define PVM_VERSION "0"
@@ -271,7 +272,15 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 			guest_destroy(g, c, req->id);
 		break;
 	case PVMIGRATE__CTL__CONTROL_REQUEST__BODY_MIGRATE:
-		peer_migrate(c->d, c, req->id, req->migrate);
+		/* no dest: in place, between personalities on this host */
+		if (req->migrate->dest && req->migrate->dest[0] && req->migrate->runtime &&
+		    req->migrate->runtime[0])
+			conn_error(c, req->id, CTL_ERR_INVALID, "runtime: only for a move in place "
+				   "(a target daemon runs its own runtime)");
+		else if (req->migrate->dest && req->migrate->dest[0])
+			peer_migrate(c->d, c, req->id, req->migrate);
+		else
+			local_migrate(c->d, c, req->id, req->migrate);
 		break;
 	default: /* ctl_request_check refused it already */
 		break;

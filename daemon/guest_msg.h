@@ -17,6 +17,8 @@
  *   estimate BYTES         before sending: round 0's size (pages not all
  *                          zero), for the progress bar
  *   log TEXT               a line of migrate_send's round log
+ *   sent BYTES             stream bytes written so far (every 250 ms and
+ *                          at the end), for in-place moves' progress
  *   migrated D T B R       the target confirmed: downtime ns, total ns,
  *                          stream bytes, pre-copy rounds; pvguest ends
  *                          its copy and exits 0

@@ -1,4 +1,4 @@
-/* guest_proc.c: one child process per guest (pvguest or pvhost): start, console ring, runner messages, destroy, reap */
+/* guest_proc.c: one child process per guest (pvguest, pvhost for other personalities): start, console ring, runner messages, destroy, reap; a second process during an in-place move */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 
 #include "daemon.h"
+#include "daemon_mig_local.h"
 #include "guest_msg.h"
 
 #define KILL_AFTER_MS 3000
@@ -82,12 +83,13 @@ static void guest_free(struct guest *g)
 	struct guest **pp;
 	struct conn *c;
 
+	/* an in-place move's receiver is not listed */
 	for (pp = &d->guests; *pp; pp = &(*pp)->next)
 		if (*pp == g) {
 			*pp = g->next;
+			d->nr_guests--;
 			break;
 		}
-	d->nr_guests--;
 	while ((c = g->waiters)) {
 		conn_error(c, c->wait_id, CTL_ERR_FAILED, "%s is gone", g->name);
 		conn_wait_done(c);
@@ -108,7 +110,7 @@ static void guest_free(struct guest *g)
 
 static struct guest *guest_new(struct daemon *d, const char *name, const char *pers,
 			       const char *image, unsigned vcpus, uint64_t memory,
-			       enum guest_runner runner)
+			       enum guest_runner runner, int listed)
 {
 	struct guest *g = calloc(1, sizeof *g), **pp;
 
@@ -126,6 +128,8 @@ static struct guest *guest_new(struct daemon *d, const char *name, const char *p
 	g->runner = runner;
 	g->out_fd = g->cmd_fd = -1;
 	g->t_start = now_ns();
+	if (!listed)
+		return g;
 	for (pp = &d->guests; *pp; pp = &(*pp)->next)
 		;
 	*pp = g;
@@ -258,7 +262,11 @@ static void on_cmd(evutil_socket_t fd, short what, void *arg)
 			*rest++ = '\0';
 		else
 			rest = buf + n;
-		if (!strcmp(buf, "ready")) {
+		if (mig_local_of(g)) {
+			mig_local_event(g, buf, rest);
+		} else if (!strcmp(buf, "sent")) {
+			/* progress of a send; across daemons the relay counts the bytes */
+		} else if (!strcmp(buf, "ready")) {
 			if (g->state == G_INCOMING)
 				mig_in_event(g, buf, rest);
 			else
@@ -278,9 +286,10 @@ static void on_cmd(evutil_socket_t fd, short what, void *arg)
 
 static const char *pers_program(struct daemon *d, const char *pers, enum guest_runner *runner)
 {
-	/* native: our own runner, which the daemon can also migrate; the
-	 * other personalities go to pvhost, whose errors we report. */
-	*runner = strcmp(pers, "native") ? RUNNER_PVHOST : RUNNER_PVGUEST;
+	/* native and kvm: our own runner, which the daemon can also migrate
+	 * (in place between the two, too); any other personality would go to
+	 * pvhost, whose errors we report. */
+	*runner = strcmp(pers, "native") && strcmp(pers, "kvm") ? RUNNER_PVHOST : RUNNER_PVGUEST;
 	return *runner == RUNNER_PVGUEST ? d->conf.pvguest : d->conf.pvhost;
 }
 
@@ -323,10 +332,8 @@ void guest_boot(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__
 	prog = pers_program(d, b->personality, &runner);
 	argv[n++] = (char *)prog;
 	argv[n++] = "run";
-	if (runner == RUNNER_PVHOST) {
-		argv[n++] = "--personality";
-		argv[n++] = b->personality;
-	}
+	argv[n++] = "--personality";
+	argv[n++] = b->personality;
 	snprintf(vcpus, sizeof vcpus, "%u", b->vcpus);
 	snprintf(mem, sizeof mem, "%llu", (unsigned long long)b->memory);
 	argv[n++] = "--vcpus";
@@ -343,7 +350,7 @@ void guest_boot(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__
 		argv[n++] = b->args[i];
 	argv[n] = NULL;
 
-	g = guest_new(d, name, b->personality, b->image, b->vcpus, b->memory, runner);
+	g = guest_new(d, name, b->personality, b->image, b->vcpus, b->memory, runner, 1);
 	if (!g) {
 		conn_error(c, id, CTL_ERR_FAILED, "out of memory");
 		return;
@@ -371,7 +378,8 @@ struct guest *guest_spawn_receiver(struct daemon *d, const char *name, const cha
 				   int stream_fd, char *why, size_t whylen)
 {
 	char v[16], m[32];
-	char *argv[] = { d->conf.pvguest, "receive", "--vcpus", v, "--memory", m, NULL };
+	char *argv[] = { d->conf.pvguest, "receive", "--personality", (char *)pers, "--vcpus", v,
+			 "--memory", m, NULL };
 	struct guest *g;
 
 	if (d->nr_guests >= d->conf.max_guests) {
@@ -380,7 +388,7 @@ struct guest *guest_spawn_receiver(struct daemon *d, const char *name, const cha
 	}
 	snprintf(v, sizeof v, "%u", vcpus);
 	snprintf(m, sizeof m, "%llu", (unsigned long long)memory);
-	g = guest_new(d, name, pers, image, vcpus, memory, RUNNER_PVGUEST);
+	g = guest_new(d, name, pers, image, vcpus, memory, RUNNER_PVGUEST, 1);
 	if (!g) {
 		snprintf(why, whylen, "out of memory");
 		return NULL;
@@ -393,6 +401,113 @@ struct guest *guest_spawn_receiver(struct daemon *d, const char *name, const cha
 	dlog("%s: receiving into pvguest (pid %d), %u vCPUs, %llu MiB", name, (int)g->pid, vcpus,
 	     (unsigned long long)(memory >> 20));
 	return g;
+}
+
+/* ---- the second process of an in-place move (daemon_mig_local.c) ---- */
+
+struct guest *guest_spawn_local_receiver(struct guest *g, const char *pers, const char *runtime,
+					 int stream_fd, char *why, size_t whylen)
+{
+	struct daemon *d = g->d;
+	char v[16], m[32], *argv[16];
+	struct guest *in;
+	unsigned n = 0;
+
+	snprintf(v, sizeof v, "%u", g->vcpus);
+	snprintf(m, sizeof m, "%llu", (unsigned long long)g->memory);
+	argv[n++] = d->conf.pvguest;
+	argv[n++] = "receive";
+	argv[n++] = "--personality";
+	argv[n++] = (char *)pers;
+	if (runtime && runtime[0]) {
+		argv[n++] = "--runtime";
+		argv[n++] = (char *)runtime;
+	}
+	argv[n++] = "--vcpus";
+	argv[n++] = v;
+	argv[n++] = "--memory";
+	argv[n++] = m;
+	if (g->net[0]) { /* the same NIC spec: the stream carries the NIC's state */
+		argv[n++] = "--net";
+		argv[n++] = g->net;
+	}
+	argv[n] = NULL;
+	in = guest_new(d, g->name, pers, g->image, g->vcpus, g->memory, RUNNER_PVGUEST, 0);
+	if (!in) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	snprintf(in->net, sizeof in->net, "%s", g->net);
+	in->state = G_INCOMING;
+	if (spawn(in, argv, stream_fd, why, whylen) < 0) {
+		guest_free(in);
+		return NULL;
+	}
+	return in;
+}
+
+void guest_free_unlisted(struct guest *in)
+{
+	guest_free(in);
+}
+
+void guest_drain_cmd(struct guest *g)
+{
+	if (g->cmd_fd >= 0)
+		on_cmd(g->cmd_fd, EV_READ, g);
+}
+
+/* Close g's pipes to its runner (what is in them read first); forget its pid. */
+static void drop_process(struct guest *g)
+{
+	guest_drain_output(g);
+	if (g->out_ev)
+		event_free(g->out_ev);
+	if (g->out_fd >= 0)
+		close(g->out_fd);
+	if (g->cmd_ev)
+		event_free(g->cmd_ev);
+	if (g->cmd_fd >= 0)
+		close(g->cmd_fd);
+	g->out_ev = g->cmd_ev = NULL;
+	g->out_fd = g->cmd_fd = -1;
+	g->pid = 0;
+}
+
+void guest_take_process(struct guest *g, struct guest *in)
+{
+	size_t n = in->ring_total < in->ring_cap ? (size_t)in->ring_total : in->ring_cap;
+	uint8_t *buf;
+
+	/* the old runner is on its way out (it confirmed): nobody waits for it */
+	drop_process(g);
+	guest_drain_output(in);
+	buf = malloc(n ? n : 1);
+	if (buf) {
+		n = guest_console_tail(in, buf, n);
+		guest_console_put(g, buf, n);
+		free(buf);
+	}
+	g->pid = in->pid;
+	if (in->pid <= 0)
+		g->status = in->status;
+	g->out_fd = in->out_fd;
+	g->cmd_fd = in->cmd_fd;
+	if (in->out_ev)
+		event_free(in->out_ev);
+	if (in->cmd_ev)
+		event_free(in->cmd_ev);
+	in->out_ev = in->cmd_ev = NULL;
+	in->out_fd = in->cmd_fd = -1;
+	in->pid = 0;
+	if (g->out_fd >= 0) {
+		g->out_ev = event_new(g->d->base, g->out_fd, EV_READ | EV_PERSIST, guest_on_output, g);
+		event_add(g->out_ev, NULL);
+	}
+	if (g->cmd_fd >= 0) {
+		g->cmd_ev = event_new(g->d->base, g->cmd_fd, EV_READ | EV_PERSIST, on_cmd, g);
+		event_add(g->cmd_ev, NULL);
+	}
 }
 
 int guest_cmd_migrate(struct guest *g, int fd, char *why, size_t whylen)
@@ -461,16 +576,24 @@ void guest_destroy(struct guest *g, struct conn *c, uint64_t id)
 
 static void exited(struct guest *g, int wstatus)
 {
-	enum guest_state was = g->state;
-	struct conn *c, *next;
-	char why[256];
-
 	guest_drain_output(g);
 	g->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -WTERMSIG(wstatus);
 	dlog("%s: %s (pid %d) %s %d", g->name, g->runner == RUNNER_PVGUEST ? "pvguest" : "pvhost",
 	     (int)g->pid, g->status >= 0 ? "exited with status" : "killed by signal",
 	     g->status >= 0 ? g->status : -g->status);
 	g->pid = 0;
+	/* one side of an in-place move: its end may not be the guest's */
+	if (mig_local_exited(g))
+		return;
+	guest_ended(g);
+}
+
+void guest_ended(struct guest *g)
+{
+	enum guest_state was = g->state;
+	struct conn *c, *next;
+	char why[256];
+
 	g->state = G_EXITED;
 	if (g->timer) {
 		event_free(g->timer);
@@ -524,8 +647,16 @@ void guest_reap(struct daemon *d)
 		for (g = d->guests; g; g = g->next)
 			if (g->pid == pid)
 				break;
-		if (g)
-			exited(g, st);
+		if (!g)
+			g = mig_local_pid_owner(d, pid);
+		if (!g) {
+			mig_local_reaped(pid, st); /* a runner that had handed its guest on */
+			continue;
+		}
+		/* its last words ("migrated", "received") before its end: a
+		 * SIGCHLD can overtake what waits in the command socket */
+		guest_drain_cmd(g);
+		exited(g, st);
 	}
 }
 
@@ -536,6 +667,7 @@ void guest_kill_all(struct daemon *d)
 	for (g = d->guests; g; g = g->next)
 		if (g->pid > 0)
 			kill(g->pid, SIGTERM);
+	mig_local_shutdown();
 	while (d->guests)
 		guest_free(d->guests);
 }

@@ -1,4 +1,4 @@
-/* pvguest.c: one native guest in one process for pvmigrated: runs it on the kvm backend, sends it away or receives it on the daemon's word */
+/* pvguest.c: one guest (native or kvm personality) in one process for pvmigrated: runs it on the kvm backend, sends it away or receives it on the daemon's word */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -11,14 +11,26 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "guest_msg.h"
 #include "migrate.h"
+#include "personality_kvm.h"
+#include "rt_abi.h"
 
 /*
- * pvguest run [--vcpus N] [--memory BYTES] [--net SPEC] IMAGE [-- ARGS...]
- * pvguest receive --vcpus N --memory BYTES
+ * pvguest run [--personality native|kvm] [--runtime PATH] [--vcpus N]
+ *             [--memory BYTES] [--net SPEC] IMAGE [-- ARGS...]
+ * pvguest receive [--personality native|kvm] [--runtime PATH] --vcpus N
+ *             --memory BYTES [--net SPEC]
+ *
+ * native: the guest's own instructions, the device models trapped here
+ * (pvhost --personality native).  kvm: the in-guest runtime beneath the
+ * guest, our side of its channel instead of trapped devices (pvhost
+ * --personality kvm, docs/RUNTIME.md); receiving into kvm attaches the
+ * runtime but boots nothing: migrate_receive re-patches the guest's sites
+ * and starts the runtime in adopt mode itself.
  *
  * Started by pvmigrated only (guest_proc.c): the console goes to stdout,
  * our own messages to stderr (the daemon captures both), fd 3 is the
@@ -30,6 +42,7 @@
 #define EXIT_USAGE 2
 #define EXIT_GUEST_FAILED 70
 #define STREAM_TIMEOUT_MS 30000
+#define SENT_EVERY_NS 250000000ull /* "sent" progress packets while sending */
 
 static int cmd_fd = GUEST_CMD_FD;
 
@@ -159,6 +172,51 @@ static unsigned long long stream_estimate(const struct vm *vm)
 	return (unsigned long long)(nonzero * (VM_PAGE_SIZE + 8));
 }
 
+/*
+ * The stream's io, counted: a "sent BYTES" packet at most every
+ * SENT_EVERY_NS, so that a daemon which does not relay the bytes itself
+ * (an in-place move: the two guest processes share one socketpair) can
+ * still show progress.  Called on this thread only (migrate_send's).
+ */
+struct counted_io {
+	struct stream_io io;
+	const struct stream_io *inner;
+	unsigned long long bytes;
+	uint64_t last_ns;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static ssize_t counted_write(void *ctx, const void *buf, size_t len)
+{
+	struct counted_io *c = ctx;
+	ssize_t n = c->inner->write(c->inner->ctx, buf, len);
+	uint64_t t;
+
+	if (n > 0) {
+		c->bytes += (unsigned long long)n;
+		t = mono_ns();
+		if (t - c->last_ns >= SENT_EVERY_NS) {
+			c->last_ns = t;
+			say("sent %llu", c->bytes);
+		}
+	}
+	return n;
+}
+
+static ssize_t counted_read(void *ctx, void *buf, size_t len)
+{
+	struct counted_io *c = ctx;
+
+	return c->inner->read(c->inner->ctx, buf, len);
+}
+
 /* Returns 1 when the guest left (the target has it), 0 when it runs on. */
 static int do_migrate(struct runner *r, int fd)
 {
@@ -167,6 +225,7 @@ static int do_migrate(struct runner *r, int fd)
 	struct migrate_policy pol = { .no_shrink_stop = 1 };
 	struct migrate_report rep;
 	struct migrate_conn conn;
+	struct counted_io cio;
 	int rc;
 
 	pol.log = fopencookie(&lc, "w", fns);
@@ -174,7 +233,11 @@ static int do_migrate(struct runner *r, int fd)
 		setvbuf(pol.log, NULL, _IOLBF, 0);
 	say("estimate %llu", stream_estimate(r->vm));
 	migrate_conn_init(&conn, fd, STREAM_TIMEOUT_MS);
-	rc = migrate_send(r->vm, &conn.io, &pol, &rep);
+	cio = (struct counted_io){ .io = { &cio, counted_read, counted_write }, .inner = &conn.io,
+				   .last_ns = mono_ns() };
+	rc = migrate_send(r->vm, &cio.io, &pol, &rep);
+	if (cio.bytes)
+		say("sent %llu", cio.bytes);
 	close(fd);
 	if (pol.log)
 		fclose(pol.log);
@@ -248,8 +311,12 @@ static int serve(struct vm *vm)
 	}
 	pthread_join(r.thread, NULL);
 	if (away) {
+		/* no drain of a kvm runtime's rings here: they are part of the
+		 * state the target took over (the migrate library's business) */
 		rc = 0;
 	} else {
+		vm__kvm_host_finish(vm); /* what the runtime left in its rings (kvm) */
+		vm__kvm_host_report(vm, stderr);
 		switch (vm->exit_kind) {
 		case VM_EXIT_POWEROFF:
 			rc = vm->exit_status;
@@ -273,32 +340,60 @@ static int serve(struct vm *vm)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: pvguest run [--vcpus N] [--memory BYTES] [--net SPEC] IMAGE [-- ARGS...]\n"
-		"       pvguest receive --vcpus N --memory BYTES\n"
+		"usage: pvguest run [--personality native|kvm] [--runtime PATH] [--vcpus N]\n"
+		"                   [--memory BYTES] [--net SPEC] IMAGE [-- ARGS...]\n"
+		"       pvguest receive [--personality native|kvm] [--runtime PATH] --vcpus N\n"
+		"                   --memory BYTES [--net SPEC]\n"
 		"pvguest is started by pvmigrated: fd %d must be its command socket, and in\n"
-		"receive mode fd %d the migration stream.\n", GUEST_CMD_FD, GUEST_STREAM_FD);
+		"receive mode fd %d the migration stream.  kvm: the runtime is --runtime PATH,\n"
+		"else $PVMIGRATE_RUNTIME, else %s,\n"
+		"else %s.\n", GUEST_CMD_FD, GUEST_STREAM_FD, PVHOST_RUNTIME_BUILD,
+		PVHOST_RUNTIME_INSTALLED);
 }
 
 struct opts {
 	unsigned long vcpus;
 	unsigned long long memory;
-	const char *net, *image;
+	const char *net, *image, *runtime;
 	char *cmdline;
-	int linux_boot;
+	int linux_boot, kvm;
 };
 
-static int parse(int argc, char **argv, int receive, struct opts *o)
+/* The kvm runtime ELF, looked up as pvhost does; NULL when there is none. */
+static const char *runtime_path(const struct opts *o)
 {
+	const char *env = getenv("PVMIGRATE_RUNTIME");
+
+	if (o->runtime)
+		return o->runtime;
+	if (env && *env)
+		return env;
+	if (access(PVHOST_RUNTIME_BUILD, R_OK) == 0)
+		return PVHOST_RUNTIME_BUILD;
+	if (access(PVHOST_RUNTIME_INSTALLED, R_OK) == 0)
+		return PVHOST_RUNTIME_INSTALLED;
+	return NULL;
+}
+
+/* -1 with why: a usage error (exit 2, reported to the daemon too). */
+static int parse(int argc, char **argv, int receive, struct opts *o, char *why, size_t whylen)
+{
+	const char *pers = "native";
 	size_t len = 1;
 	char *end;
 	int i, first;
 
 	o->vcpus = 1;
 	o->memory = 256ull << 20;
+	snprintf(why, whylen, "bad command line");
 	for (i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
 			i++;
 			break;
+		} else if (!strcmp(argv[i], "--personality") && i + 1 < argc) {
+			pers = argv[++i];
+		} else if (!strcmp(argv[i], "--runtime") && i + 1 < argc) {
+			o->runtime = argv[++i];
 		} else if (!strcmp(argv[i], "--vcpus") && i + 1 < argc) {
 			o->vcpus = strtoul(argv[++i], &end, 10);
 			if (*end || o->vcpus < 1 || o->vcpus > VM_MAX_VCPUS)
@@ -307,7 +402,7 @@ static int parse(int argc, char **argv, int receive, struct opts *o)
 			o->memory = strtoull(argv[++i], &end, 10);
 			if (*end || !o->memory)
 				return -1;
-		} else if (!strcmp(argv[i], "--net") && i + 1 < argc && !receive) {
+		} else if (!strcmp(argv[i], "--net") && i + 1 < argc) {
 			o->net = argv[++i];
 		} else if (argv[i][0] == '-' || o->image || receive) {
 			return -1;
@@ -315,11 +410,31 @@ static int parse(int argc, char **argv, int receive, struct opts *o)
 			o->image = argv[i];
 		}
 	}
+	if (strcmp(pers, "native") && strcmp(pers, "kvm")) {
+		snprintf(why, whylen, "personality '%s' is not available here (kvm, native are)", pers);
+		return -1;
+	}
+	o->kvm = !strcmp(pers, "kvm");
+	if (!o->kvm && o->runtime) {
+		snprintf(why, whylen, "--runtime: only the kvm personality has a runtime");
+		return -1;
+	}
+	if (o->kvm && o->memory > RT_WINDOW_BASE) {
+		snprintf(why, whylen, "under kvm guest RAM must end below the runtime window at %#llx "
+			 "(at most %llu MiB), not %llu MiB", (unsigned long long)RT_WINDOW_BASE,
+			 (unsigned long long)(RT_WINDOW_BASE >> 20), o->memory >> 20);
+		return -1;
+	}
 	if (receive)
 		return i < argc ? -1 : 0;
 	if (!o->image)
 		return -1;
 	o->linux_boot = vm__is_bzimage(o->image);
+	if (o->kvm && o->linux_boot) {
+		snprintf(why, whylen, "%s is a Linux bzImage: the kvm personality boots Multiboot "
+			 "images only", o->image);
+		return -1;
+	}
 	if (o->linux_boot && i >= argc) {
 		o->cmdline = strdup("console=ttyS0 earlyprintk=serial");
 		return o->cmdline ? 0 : -1;
@@ -340,14 +455,47 @@ static int parse(int argc, char **argv, int receive, struct opts *o)
 	return 0;
 }
 
+/*
+ * The VM's platform, before anything is loaded or received.  native: the
+ * trapped device models (and NIC).  kvm: exactly pvhost's setup_kvm up to
+ * the boot: the ports, then the runtime attached to its window; the NIC
+ * is the runtime's.  -1 with vm->err, *action naming the step.
+ */
+static int setup_platform(struct vm *vm, const struct opts *o, const char **action)
+{
+	struct vm_kvm_host_cfg cfg = { .net = o->net, .console_fd = STDOUT_FILENO };
+
+	if (!o->kvm) {
+		*action = "create platform";
+		if (vm__platform_init(vm, STDOUT_FILENO) < 0)
+			return -1;
+		*action = "attach NIC";
+		return o->net ? vm__platform_add_nic(vm, o->net) : 0;
+	}
+	*action = "attach the kvm runtime";
+	cfg.runtime = runtime_path(o);
+	if (!cfg.runtime)
+		return vm__fail(vm, "no runtime: neither %s nor %s exists (build it, or name one "
+				"with --runtime or PVMIGRATE_RUNTIME)", PVHOST_RUNTIME_BUILD,
+				PVHOST_RUNTIME_INSTALLED);
+	if (access(cfg.runtime, R_OK) < 0)
+		return vm__fail(vm, "runtime %s: %s", cfg.runtime, strerror(errno));
+	*action = "create platform";
+	if (vm__platform_init_ports(vm) < 0)
+		return -1;
+	*action = "attach the kvm runtime";
+	return vm__kvm_host_attach(vm, &cfg);
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
 	struct migrate_conn conn;
 	char cause[256], why[600];
+	const char *action = "run";
 	struct vm *vm;
 	sigset_t set;
-	int receive;
+	int receive, rc;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -356,10 +504,6 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	receive = !strcmp(argv[1], "receive");
-	if (parse(argc - 2, argv + 2, receive, &o) < 0) {
-		usage();
-		return EXIT_USAGE;
-	}
 	{
 		int type;
 		socklen_t tl = sizeof type;
@@ -368,6 +512,12 @@ int main(int argc, char **argv)
 			usage();
 			return EXIT_USAGE;
 		}
+	}
+	if (parse(argc - 2, argv + 2, receive, &o, why, sizeof why) < 0) {
+		say("%s %s", receive ? "receive-failed" : "failed", why);
+		fprintf(stderr, "pvguest: %s\n", why);
+		usage();
+		return EXIT_USAGE;
 	}
 	/* Before any vCPU thread exists, so they all inherit the mask and
 	 * the signals reach serve()'s signalfd. */
@@ -379,12 +529,14 @@ int main(int argc, char **argv)
 	vm = vm__create(&vm_kvm_ops, o.memory, (unsigned)o.vcpus, cause, sizeof cause);
 	if (!vm) {
 		say("%s %s", receive ? "receive-failed" : "failed", cause);
+		free(o.cmdline);
 		return die("create VM", cause);
 	}
-	if (vm__platform_init(vm, STDOUT_FILENO) < 0) {
+	if (setup_platform(vm, &o, &action) < 0) {
 		say("%s %s", receive ? "receive-failed" : "failed", vm->err);
-		die("create platform", vm->err);
+		die(action, vm->err);
 		vm__destroy(vm);
+		free(o.cmdline);
 		return 1;
 	}
 	if (receive) {
@@ -398,24 +550,20 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		close(GUEST_STREAM_FD);
-		fprintf(stderr, "pvguest: guest received, running\n");
+		fprintf(stderr, "pvguest: guest received, running (%s)\n", o.kvm ? "kvm" : "native");
 		say("received");
 		return serve(vm);
 	}
-	if (o.net && vm__platform_add_nic(vm, o.net) < 0) {
-		say("failed %s", vm->err);
-		die("attach NIC", vm->err);
-		vm__destroy(vm);
-		return 1;
-	}
-	if ((o.linux_boot ? vm__load_linux(vm, o.image, NULL, o.cmdline)
-			  : vm__load_multiboot(vm, o.image, o.cmdline)) < 0) {
-		say("failed %s", vm->err);
-		die("load guest", vm->err);
-		vm__destroy(vm);
-		free(o.cmdline);
-		return 1;
-	}
+	action = "load guest";
+	rc = o.kvm ? vm__kvm_host_boot(vm, o.image, o.cmdline)
+		   : o.linux_boot ? vm__load_linux(vm, o.image, NULL, o.cmdline)
+				  : vm__load_multiboot(vm, o.image, o.cmdline);
 	free(o.cmdline);
+	if (rc < 0) {
+		say("failed %s", vm->err);
+		die(action, vm->err);
+		vm__destroy(vm);
+		return 1;
+	}
 	return serve(vm);
 }

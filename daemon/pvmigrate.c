@@ -38,7 +38,8 @@ static void usage(FILE *out)
 		"  console [--follow] GUEST\n"
 		"  destroy GUEST\n"
 		"  hello\n"
-		"  --from HV --to HV [--dest HOST[:PORT]] GUEST\n"
+		"  --from HV --to HV [--dest HOST[:PORT]] GUEST      (to another daemon)\n"
+		"  --from HV --to HV [--runtime FILE] GUEST          (in place, on this host)\n"
 		"Exit status: 0 done, 1 failed, 2 usage, 3 daemon unreachable, 4 refused or\n"
 		"unavailable (pvmigrate(1)).\n");
 }
@@ -334,10 +335,11 @@ static int prep_guest(const char *cmd, int argc, char **argv, Req *req)
 	return EXIT_OK;
 }
 
-static int prep_migrate(const char *from, const char *to, const char *dest, const char *guest,
-			Req *req)
+static int prep_migrate(const char *from, const char *to, const char *dest, const char *runtime,
+			const char *guest, Req *req)
 {
 	static Pvmigrate__Ctl__Migrate m = PVMIGRATE__CTL__MIGRATE__INIT;
+	static char rt[PATH_MAX];
 	char host[256];
 	unsigned port;
 
@@ -351,6 +353,17 @@ static int prep_migrate(const char *from, const char *to, const char *dest, cons
 		return usage_error("'%s' is not a guest name", guest);
 	if (dest && !ctl_parse_dest(dest, host, sizeof host, &port))
 		return usage_error("--dest takes HOST[:PORT]");
+	if (runtime && dest)
+		return usage_error("--runtime goes with a move in place (no --dest): a target daemon "
+				   "runs its own runtime");
+	if (runtime && strcmp(to, "kvm"))
+		return usage_error("--runtime: only the kvm personality has a runtime");
+	/* in place means this host: the daemon opens the file where we see it */
+	if (runtime && !realpath(runtime, rt)) {
+		fprintf(stderr, "pvmigrate: --runtime %s: %s\n", runtime, strerror(errno));
+		return EXIT_USAGE;
+	}
+	m.runtime = runtime ? rt : "";
 	m.guest = (char *)guest;
 	m.from = (char *)from;
 	m.to = (char *)to;
@@ -366,6 +379,7 @@ int main(int argc, char **argv)
 	Pvmigrate__Ctl__List list = PVMIGRATE__CTL__LIST__INIT;
 	Pvmigrate__Ctl__Hello hello = PVMIGRATE__CTL__HELLO__INIT;
 	const char *socket_path = NULL, *conf = NULL, *from = NULL, *to = NULL, *dest = NULL;
+	const char *runtime = NULL;
 	const char *cmd = NULL, *guest = NULL;
 	static char conf_socket[108];
 	struct out o = { 0 };
@@ -388,6 +402,8 @@ int main(int argc, char **argv)
 			to = argv[++i], mig = 1;
 		else if (!strcmp(a, "--dest") && i + 1 < argc)
 			dest = argv[++i], mig = 1;
+		else if (!strcmp(a, "--runtime") && i + 1 < argc)
+			runtime = argv[++i], mig = 1;
 		else if (!strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "help")) {
 			usage(stdout);
 			return EXIT_OK;
@@ -410,7 +426,7 @@ int main(int argc, char **argv)
 	if (!cmd && !mig)
 		return usage_error("no command");
 	if (cmd && mig)
-		return usage_error("--from/--to/--dest go with a GUEST, not with '%s'", cmd);
+		return usage_error("--from/--to/--dest/--runtime go with a GUEST, not with '%s'", cmd);
 	/* where the daemon is: --socket, the configuration, $PVMIGRATE_SOCKET, the default */
 	if (!socket_path && (conf || access(DEFAULT_CONF, R_OK) == 0)) {
 		if (conf_socket_from_file(conf ? conf : DEFAULT_CONF, conf_socket, sizeof conf_socket,
@@ -426,7 +442,7 @@ int main(int argc, char **argv)
 		socket_path = DEFAULT_SOCKET;
 	/* every word is checked before the daemon is bothered */
 	if (mig) {
-		rc = prep_migrate(from, to, dest, guest, &req);
+		rc = prep_migrate(from, to, dest, runtime, guest, &req);
 		o.progress_bar = !o.json && isatty(STDOUT_FILENO);
 	} else if (!strcmp(cmd, "boot")) {
 		rc = prep_boot(argc - i, argv + i, &req);
@@ -452,6 +468,7 @@ int main(int argc, char **argv)
 	if (dial(socket_path) < 0)
 		return EXIT_UNREACHABLE;
 	o.out = stdout;
-	o.cmd = mig ? "migrate" : cmd;
+	/* "move": in place; the result is told differently */
+	o.cmd = mig ? (dest ? "migrate" : "move") : cmd;
 	return converse(&req, &o);
 }

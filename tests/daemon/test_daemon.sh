@@ -63,10 +63,10 @@ guests)
 	done
 	[ "$(C list | wc -l)" = "$before" ] && ok "nothing was started" || fail "a guest appeared"
 
-	# kvm goes to pvhost, whose refusal is the answer (and leaves no guest)
+	# kvm goes to pvguest, whose refusal is the answer (and leaves no guest)
 	err=$(C boot --personality kvm "$plain" 2>&1)
 	rc=$?
-	[ $rc = 1 ] && echo "$err" | grep -q "pvhost exited with status [0-9]*: pvhost: " &&
+	[ $rc = 1 ] && echo "$err" | grep -q "pvguest exited with status [0-9]*: kvm: .*no .pvsites table" &&
 		ok "kvm boot of an image without sites: $err" || fail "kvm boot: rc $rc: $err"
 	[ "$(C list | wc -l)" = "$before" ] && ok "the failed boot left no guest" ||
 		fail "the failed boot left a guest"
