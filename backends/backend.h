@@ -91,6 +91,10 @@ struct vm_park_ops {
 	int (*waits)(void *opaque, unsigned cpu);
 	/* vm__resume: withdraw the request before the vCPUs go on. */
 	void (*release)(void *opaque);
+	/* Optional: the vector to inject into AP (cpu) before it enters the
+	 * guest, or -1.  The PIC's interrupts reach vCPU 0 only, but a park
+	 * must reach every vCPU: an AP spinning in user mode meets no site. */
+	int (*ap_kick)(void *opaque, unsigned cpu);
 };
 
 /* Every return from KVM_RUN (or a backend's equivalent), by reason. */

@@ -318,8 +318,23 @@ static void park_release(void *opaque)
 	vm__notify_irq(h->vm); /* parked vCPUs look again */
 }
 
+/* An online AP that has not parked while a park is asked: the upcall takes
+ * it into the runtime from user mode too (it parks there). */
+static int park_ap_kick(void *opaque, unsigned cpu)
+{
+	struct kvm_host *h = opaque;
+	const struct rt_cpu_state *st;
+
+	if (cpu >= RT_MAX_CPUS || !__atomic_load_n(&h->sh->park_req, __ATOMIC_ACQUIRE))
+		return -1;
+	st = vm__window(h->vm, RT_PERCPU_ADDR(cpu) + RT_PERCPU_STATE, sizeof *st);
+	if (!st->online || __atomic_load_n(&st->parked, __ATOMIC_ACQUIRE) != RT_CPU_PARKED_NO)
+		return -1;
+	return RT_UPCALL_VECTOR;
+}
+
 static const struct vm_park_ops park_ops = {
-	park_request, park_safe, park_halted, park_waits, park_release,
+	park_request, park_safe, park_halted, park_waits, park_release, park_ap_kick,
 };
 
 /* ---- RX: net backend -> host queue -> RX ring (receive thread only) */

@@ -164,6 +164,29 @@ static void irq_deliver(struct kvm_vcpu *v, int pending)
 	}
 }
 
+/* An AP, before entry: the runtime's park request as an interrupt, when
+ * the park ops ask for one (vm_park_ops.ap_kick). */
+static void ap_kick(struct kvm_vcpu *v)
+{
+	struct vm *vm = v->vm;
+	struct kvm_run *run = v->run;
+	struct kvm_interrupt irq;
+	int vec = vm->park && vm->park->ap_kick ? vm->park->ap_kick(vm->park_opaque, v->id) : -1;
+
+	if (vec < 0) {
+		run->request_interrupt_window = 0;
+		return;
+	}
+	if (run->ready_for_interrupt_injection && run->if_flag) {
+		irq.irq = (uint32_t)vec;
+		if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0)
+			crash(v, "KVM_INTERRUPT failed");
+		run->request_interrupt_window = 0;
+	} else {
+		run->request_interrupt_window = 1;
+	}
+}
+
 /* RIP after an exit (an ioctl: only on the rare paths that need it). */
 static uint64_t vcpu_rip(struct kvm_vcpu *v)
 {
@@ -301,7 +324,7 @@ static int irq_in_flight(struct kvm_vcpu *v)
 {
 	struct kvm_vcpu_events ev;
 
-	if (v->id != 0 || ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
 		return 0;
 	return ev.interrupt.injected && !ev.interrupt.soft;
 }
@@ -378,6 +401,8 @@ static void *vcpu_thread(void *arg)
 				break;
 			continue;
 		}
+		if (v->id != 0)
+			ap_kick(v);
 		kvm_sysfix__poll(v);
 		if (vcpu_enter(v) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
