@@ -13,8 +13,9 @@
  * stays up): every online vCPU parks inside the runtime, and CPU 0 saves
  * or restores the device models there once all of them have, so no model
  * changes between the device state and the pause that ends the call.
- * A vCPU that never enters the runtime (an AP spinning in user mode: no
- * upcall reaches an AP) makes the call fail after VM_STATE_TIMEOUT_NS.
+ * A vCPU that never enters the runtime (interrupts off in a loop without
+ * sites; APs get the upcall too while a park is asked) makes the call
+ * fail after VM_STATE_TIMEOUT_NS.
  * So the guest may advance a little inside the call: read everything else
  * (RAM, the vCPUs' registers) after save returns, and write it after load.
  *
