@@ -62,6 +62,12 @@ static void block_from_guest(struct rt_cpu_state *b, const struct vm_vcpu_state 
 	b->ss = g->ss.selector;
 }
 
+/* In 64-bit mode (EFER.LMA and a 64-bit CS): only there can a CPU enter the runtime. */
+static int in_long_mode(const struct vm_vcpu_state *g)
+{
+	return (g->efer & (1u << 10)) && g->cs.l;
+}
+
 static int in_flight(const struct vm_vcpu_state *g)
 {
 	const struct vm_events *e = &g->events;
@@ -90,6 +96,9 @@ int vm__kvm_host_adopt(struct vm *vm, const struct vm_kvm_adopt *a)
 			return vm__fail(vm, "kvm adopt: vCPU %u has an event in delivery (an "
 					"interrupt or exception half taken); the source must stop "
 					"it after the delivery", i);
+	if (!in_long_mode(&a->vcpus[0]))
+		return vm__fail(vm, "kvm adopt: vCPU 0 is not in 64-bit mode yet (the guest is "
+				"in its early boot); move it once it runs");
 	area = vm__window(vm, RT_WINDOW_BASE + RT_OFF_DEVSTATE, sizeof *area);
 	if (runtime_devs_from_devset(a->devices, a->devices_len, area, why, sizeof why) < 0)
 		return vm__fail(vm, "kvm adopt: the devices: %s", why);
@@ -105,10 +114,19 @@ int vm__kvm_host_adopt(struct vm *vm, const struct vm_kvm_adopt *a)
 		const struct vm_vcpu_state *g = &a->vcpus[i];
 		struct rt_cpu_state *b = vm__window(vm, RT_PERCPU_ADDR(i) + RT_PERCPU_STATE, sizeof *b);
 
-		if (!g->started) {
+		if (!g->started || !in_long_mode(g)) {
+			/* Not started, or an AP still on its way up (real or 32-bit
+			 * mode): it stays outside the runtime, as an AP that kvm
+			 * starts does, until its own lidt site makes it a runtime
+			 * CPU; meanwhile its real IDT is its block's (upcall only). */
 			memset(b, 0, sizeof *b);
 			b->version = RT_ABI_VERSION;
-			if (vm__set_vcpu_state(vm, i, g) < 0)
+			st = *g;
+			if (g->started) {
+				st.idt.base = RT_PERCPU_ADDR(i);
+				st.idt.limit = 0xfff;
+			}
+			if (vm__set_vcpu_state(vm, i, &st) < 0)
 				return -1;
 			continue;
 		}
@@ -202,10 +220,16 @@ int vm__kvm_guest_view(struct vm *vm, struct vm_vcpu_state *vcpus, uint8_t **dev
 		if (vm__get_vcpu_state(vm, i, &vcpus[i]) < 0)
 			goto out;
 		if (!rs->cpu[i].online) {
-			vcpus[i].started = 0;
+			/* not started, or an AP on its way up outside the runtime:
+			 * its state is the guest's own, but for the real IDTR the
+			 * host gave it (its startup code loads its own) */
+			if (vcpus[i].idt.base >= RT_WINDOW_BASE &&
+			    vcpus[i].idt.base < RT_WINDOW_BASE + RT_WINDOW_SIZE) {
+				vcpus[i].idt.base = 0;
+				vcpus[i].idt.limit = 0xffff;
+			}
 			continue;
 		}
-		vcpus[i].started = 1;
 		if (guest_from_block(vm, i, &vcpus[i], &rs->cpu[i]) < 0)
 			goto out;
 	}

@@ -99,12 +99,7 @@ static void mi_request(struct mig_in *mi, const Pvmigrate__Ctl__PeerMigrate *pm)
 			  pm->to, avail);
 		return;
 	}
-	if (strcmp(pm->from, "native") || strcmp(pm->to, "native")) {
-		mi_refuse(mi, CTL_ERR_NOT_IMPLEMENTED,
-			  "the target receives native -> native only (asked %s -> %s)",
-			  pm->from, pm->to);
-		return;
-	}
+	/* any source personality: the receiver re-patches the guest to pm->to */
 	name = guest_pick_name(d, pm->guest, namebuf, sizeof namebuf);
 	if (!name)
 		name = guest_pick_name(d, NULL, namebuf, sizeof namebuf);

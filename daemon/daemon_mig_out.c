@@ -291,19 +291,6 @@ void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate
 			   guest_state_name(g->state));
 		return;
 	}
-	if (strcmp(m->from, "native") || strcmp(m->to, "native")) {
-		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
-			   "%s: %s -> %s: the migrate library moves native guests only; the kvm "
-			   "runtime's state and re-patching at the target are still missing",
-			   no, m->from, m->to);
-		return;
-	}
-	if (!m->dest || !m->dest[0]) {
-		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
-			   "%s: in place (no --dest) means switching personality, which needs "
-			   "the kvm runtime; native -> native in place would move nothing", no);
-		return;
-	}
 	if (g->runner != RUNNER_PVGUEST) {
 		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
 			   "%s: %s runs under pvhost, which cannot be told to migrate", no,

@@ -155,6 +155,11 @@ int rt_adopt_main(struct rt_frame *f)
 			rt_strlcpy(why, b->error, sizeof why);
 			boot_fail("the device side failed", why);
 		}
+		/* CPUs the host left outside (not started, or on their way up):
+		 * the upcall gate only, until their lidt site, as at boot */
+		for (unsigned c = 1; c < RT_MAX_CPUS; c++)
+			if (!rt_cpu_state(c)->online)
+				rt_idt_init(c);
 		if (rt_dev_restore((const void *)(uintptr_t)(RT_WINDOW_BASE + RT_OFF_DEVSTATE),
 				   sizeof(struct rt_dev_state)) < 0)
 			boot_fail("the device models refused the host's snapshots", NULL);

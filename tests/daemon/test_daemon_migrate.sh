@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_daemon_migrate.sh: live migration between two pvmigrated on this machine over mutual TLS: there and back with the right checksum; an uncertified peer moves nothing
+# test_daemon_migrate.sh: live migration between two pvmigrated on this machine over mutual TLS: there as kvm and back as native with the right checksum; an uncertified peer moves nothing
 #
 # Usage: test_daemon_migrate.sh PVMIGRATED PVMIGRATE GUEST_ELF WORKLOAD_REF
 set -u
@@ -34,24 +34,28 @@ start_daemon r --config "$T/r.conf"
 A=$T/a.sock B=$T/b.sock R=$T/r.sock
 PA=127.0.0.1:$base PB=127.0.0.1:$((base + 1))
 
-# ---- there and back while the workload runs ----
+# ---- there (native -> kvm: B installs its runtime beneath the guest) and
+# back (kvm -> native) while the workload runs ----
 args="seed=3 steps=20000"
 want=$("$ref" $args)
 "$pvmigrate" --socket "$A" boot --vcpus 2 --memory 128M "$guest" $args >/dev/null || fail "boot on A"
 wait_console "$A" dom1 "tick=" 30 || fail "no progress on A"
-out=$("$pvmigrate" --socket "$A" --from native --to native --dest "$PB" dom1 2>&1)
-[ $? = 0 ] && ok "A -> B: $out" || fail "A -> B: $out"
+out=$("$pvmigrate" --socket "$A" --from native --to kvm --dest "$PB" dom1 2>&1)
+[ $? = 0 ] && ok "A -> B, native -> kvm: $out" || fail "A -> B: $out"
 wait_state "$B" dom1 running 10 && ok "B runs dom1" || fail "B: dom1 is $(state "$B" dom1)"
+"$pvmigrate" --socket "$B" status dom1 | grep -q '^personality: *kvm' &&
+	ok "B runs it on kvm" || fail "B: $("$pvmigrate" --socket "$B" status dom1)"
 # A's copy is discarded once its runner has ended it
 wait_state "$A" dom1 none 10 && ok "A forgot dom1" || fail "A still has dom1: $(state "$A" dom1)"
 sleep 0.5
-out=$("$pvmigrate" --socket "$B" --json --from native --to native --dest "$PA" dom1 2>&1)
+out=$("$pvmigrate" --socket "$B" --json --from kvm --to native --dest "$PA" dom1 2>&1)
 echo "$out" | grep -q '"result":{"downtime_us":[0-9]*,.*"dest_guest":"dom1"' &&
 	echo "$out" | grep -q '"progress"' && ok "B -> A (--json): $(echo "$out" | tail -n 1)" ||
 	fail "B -> A: $out"
 wait_state "$A" dom1 exited 120 || fail "dom1 did not end on A within 120 s"
 got=$("$pvmigrate" --socket "$A" console dom1 2>/dev/null | grep '^workload:')
-[ "$got" = "$want" ] && ok "checksum after A -> B -> A: $got" || fail "got '$got', want '$want'"
+[ "$got" = "$want" ] && ok "checksum after A -> B (kvm) -> A (native): $got" ||
+	fail "got '$got', want '$want'"
 "$pvmigrate" --socket "$A" --json status dom1 | grep -q '"exit_status":0' || fail "exit status"
 "$pvmigrate" --socket "$A" console dom1 2>/dev/null | grep -q "guest: reference kernel up" &&
 	ok "the console history came along" || fail "the console lost its beginning"
