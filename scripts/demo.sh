@@ -91,9 +91,27 @@ for n in a b; do
 	i=0
 	while [ ! -S "$w/$n.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 done
+pm="build/daemon/pvmigrate"
+# checksum DAEMON GUEST WANT MOVES: wait for the guest's workload line, compare it.
+checksum() {
+	i=0
+	while ! $pm --socket "$w/$1.sock" console "$2" 2>/dev/null | grep -q '^workload:' &&
+		[ $i -lt 300 ]; do
+		sleep 1
+		i=$((i + 1))
+	done
+	line=$($pm --socket "$w/$1.sock" console "$2" 2>/dev/null | grep '^workload:')
+	echo "   after $4: $line"
+	echo "   host reference: $3"
+	if [ "$line" = "$3" ]; then
+		echo "   same checksum"
+	else
+		echo "   checksum after $4 DIFFERS" >&2
+		exit 1
+	fi
+}
 margs="seed=9 steps=20000"
 mref=$(build/tests/guest/workload_ref $margs)
-pm="build/daemon/pvmigrate"
 $pm --socket "$w/a.sock" boot --vcpus 2 --memory 128M "$g" $margs | sed 's/^/   /'
 sleep 2
 echo "   daemon A -> daemon B while the workload runs:"
@@ -102,20 +120,7 @@ $pm --socket "$w/a.sock" --from native --to native --dest "127.0.0.1:$((port + 1
 sleep 1
 echo "   and back, B -> A:"
 $pm --socket "$w/b.sock" --from native --to native --dest "127.0.0.1:$port" dom1 | sed 's/^/   /'
-i=0
-while ! $pm --socket "$w/a.sock" console dom1 2>/dev/null | grep -q '^workload:' && [ $i -lt 120 ]; do
-	sleep 1
-	i=$((i + 1))
-done
-mline=$($pm --socket "$w/a.sock" console dom1 2>/dev/null | grep '^workload:')
-echo "   after two moves: $mline"
-echo "   host reference:  $mref"
-if [ "$mline" = "$mref" ]; then
-	echo "   same checksum after A -> B -> A"
-else
-	echo "   checksum after migration DIFFERS" >&2
-	exit 1
-fi
+checksum a dom1 "$mref" "A -> B -> A"
 
 echo "== 9. Live moves between personalities, in place: install kvm beneath the running guest,"
 echo "   upgrade its runtime to another build, remove it again"
@@ -133,20 +138,7 @@ sleep 1
 echo "   kvm -> native (the runtime removed):"
 $pm --socket "$w/a.sock" --from kvm --to native dom2 | sed 's/^/   /'
 $pm --socket "$w/a.sock" status dom2 | sed 's/^/   /'
-i=0
-while ! $pm --socket "$w/a.sock" console dom2 2>/dev/null | grep -q '^workload:' && [ $i -lt 300 ]; do
-	sleep 1
-	i=$((i + 1))
-done
-pline=$($pm --socket "$w/a.sock" console dom2 2>/dev/null | grep '^workload:')
-echo "   after three moves: $pline"
-echo "   host reference:    $pref"
-if [ "$pline" = "$pref" ]; then
-	echo "   same checksum after native -> kvm -> kvm (upgrade) -> native"
-else
-	echo "   checksum after the personality moves DIFFERS" >&2
-	exit 1
-fi
+checksum a dom2 "$pref" "native -> kvm -> kvm (upgrade) -> native"
 
 echo "== 10. Across daemons and personalities at once: A (native) -> B (kvm) -> A (native)"
 xargs_="seed=33 steps=30000"
@@ -158,20 +150,7 @@ $pm --socket "$w/a.sock" --from native --to kvm --dest "127.0.0.1:$((port + 1))"
 $pm --socket "$w/b.sock" status dom3 | grep '^personality' | sed 's/^/   on B: /'
 sleep 1
 $pm --socket "$w/b.sock" --from kvm --to native --dest "127.0.0.1:$port" dom3 | sed 's/^/   /'
-i=0
-while ! $pm --socket "$w/a.sock" console dom3 2>/dev/null | grep -q '^workload:' && [ $i -lt 300 ]; do
-	sleep 1
-	i=$((i + 1))
-done
-xline=$($pm --socket "$w/a.sock" console dom3 2>/dev/null | grep '^workload:')
-echo "   after A -> B (kvm) -> A (native): $xline"
-echo "   host reference:                   $xref"
-if [ "$xline" = "$xref" ]; then
-	echo "   same checksum"
-else
-	echo "   checksum after the cross-daemon personality moves DIFFERS" >&2
-	exit 1
-fi
+checksum a dom3 "$xref" "A (native) -> B (kvm) -> A (native)"
 
 echo "== 11. Not there yet"
 echo "   xen and l4 are not available on this host; a guest with a NIC moves in place only."

@@ -139,20 +139,24 @@ static void crash(struct kvm_vcpu *v, const char *what)
 	vm__poweroff(vm, VM_EXIT_CRASH, 0);
 }
 
-/* BSP, before entry: hand the PIC's interrupt over or ask to be told
- * when the guest can take it. */
-static void irq_deliver(struct kvm_vcpu *v, int pending)
+/*
+ * Before entry: inject the vector `next` gives (BSP: the PIC's INTA; an
+ * AP: the runtime's park upcall) when the guest can take an interrupt,
+ * or ask KVM to say when it can.  `next` runs only when it can: the
+ * PIC's acknowledge is a state change.
+ */
+static void inject(struct kvm_vcpu *v, int wanted, int (*next)(struct kvm_vcpu *v))
 {
 	struct kvm_run *run = v->run;
 	struct kvm_interrupt irq;
 	int vec;
 
-	if (!pending) {
+	if (!wanted) {
 		run->request_interrupt_window = 0;
 		return;
 	}
 	if (run->ready_for_interrupt_injection && run->if_flag) {
-		vec = vm__ack_irq(v->vm);
+		vec = next(v);
 		if (vec >= 0) {
 			irq.irq = (uint32_t)vec;
 			if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0)
@@ -164,27 +168,17 @@ static void irq_deliver(struct kvm_vcpu *v, int pending)
 	}
 }
 
-/* An AP, before entry: the runtime's park request as an interrupt, when
- * the park ops ask for one (vm_park_ops.ap_kick). */
-static void ap_kick(struct kvm_vcpu *v)
+static int pic_ack(struct kvm_vcpu *v)
+{
+	return vm__ack_irq(v->vm);
+}
+
+/* An AP under a runtime: the park request as an interrupt (vm_park_ops.ap_kick). */
+static int ap_kick_vector(struct kvm_vcpu *v)
 {
 	struct vm *vm = v->vm;
-	struct kvm_run *run = v->run;
-	struct kvm_interrupt irq;
-	int vec = vm->park && vm->park->ap_kick ? vm->park->ap_kick(vm->park_opaque, v->id) : -1;
 
-	if (vec < 0) {
-		run->request_interrupt_window = 0;
-		return;
-	}
-	if (run->ready_for_interrupt_injection && run->if_flag) {
-		irq.irq = (uint32_t)vec;
-		if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0)
-			crash(v, "KVM_INTERRUPT failed");
-		run->request_interrupt_window = 0;
-	} else {
-		run->request_interrupt_window = 1;
-	}
+	return vm->park && vm->park->ap_kick ? vm->park->ap_kick(vm->park_opaque, v->id) : -1;
 }
 
 /* RIP after an exit (an ioctl: only on the rare paths that need it). */
@@ -392,7 +386,7 @@ static void *vcpu_thread(void *arg)
 				continue;
 			}
 			v->halted = v->halted_parked = 0;
-			irq_deliver(v, pending);
+			inject(v, pending, pic_ack);
 			timer_arm(v, deadline);
 		} else if (v->halted_parked) {
 			/* an AP parked by its runtime: nothing is injected into
@@ -402,7 +396,7 @@ static void *vcpu_thread(void *arg)
 			continue;
 		}
 		if (v->id != 0)
-			ap_kick(v);
+			inject(v, ap_kick_vector(v) >= 0, ap_kick_vector);
 		kvm_sysfix__poll(v);
 		if (vcpu_enter(v) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
