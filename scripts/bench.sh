@@ -16,6 +16,6 @@ build/tests/platform/net_echo --frames 20000 --window 8 build/backends/pvhost bu
 echo "== personalities: native (trap-and-emulate) against kvm (pre-virtualized), same guest, same run"
 bench/personality.sh build/backends/pvhost build/tests/guest/guest.elf build/tests/guest/workload_ref \
 	build/tests/platform/net_echo 4000 3000
-echo "== live migration between two daemons over mutual TLS, next to the loopback TCP ceiling"
-bench/migrate_daemons.sh build/daemon/pvmigrated build/daemon/pvmigrate build/tests/guest/guest.elf \
-	build/tests/guest/workload_ref build/bench/tcp_loopback 12
+echo "== live migration: loopback TCP/TLS ceilings, a 256 MiB guest with 200 MiB written moved between two daemons, in-place switches"
+bench/migrate.sh build/daemon/pvmigrated build/daemon/pvmigrate build/tests/guest/guest.elf \
+	build/tests/guest/workload_ref build/bench/tcp_loopback 200

@@ -24,6 +24,7 @@
 #define MMIO_WINDOW	 0x80000000ull /* device registers, mapped uncached */
 
 #define PAGE_SIZE 4096ull
+#define LARGE_PAGE_SIZE 0x200000ull /* the fill region is mapped with 2 MiB pages */
 #define PTE_P	  0x001ull
 #define PTE_W	  0x002ull
 #define PTE_U	  0x004ull
@@ -112,6 +113,8 @@ void mm_init(uint64_t ram_top);
 uint64_t mm_free_bytes(void);
 uint64_t alloc_page(void);
 void map_page(uint64_t va, uint64_t pa, uint64_t flags);
+uint64_t alloc_large_unzeroed(uint64_t bytes); /* 2 MiB-aligned, contents as found */
+void map_large_page(uint64_t va, uint64_t pa, uint64_t flags);
 void *map_mmio(uint64_t pa, uint64_t len);
 int user_range_ok(uint64_t va, uint64_t len); /* kernel.c */
 int syscall_handler(struct trapframe *tf);    /* kernel.c: 0 = leave by sysretq */
@@ -167,6 +170,8 @@ struct user_args {
 	uint64_t mem_bytes; /* a multiple of 8, a word per stream at least */
 	uint64_t cpu;	    /* which CPU this task runs on */
 	uint64_t ncpus;	    /* CPU c runs the streams c, c + ncpus, ... */
+	uint64_t fill_va;    /* fill=SIZE: the region the boot CPU's task writes first */
+	uint64_t fill_bytes; /* a multiple of 8; 0: no fill (workload.h) */
 };
 
 #endif

@@ -9,7 +9,7 @@
  * workload in ring 3 and talk to the kernel only through syscall.  The
  * workload's streams (workload.h) are split between the CPUs; the boot
  * CPU's task joins the others' results and finishes.  Command line (multiboot): seed=S steps=N mem=SIZE
- * selftest=1 irqlog=1.  No steps= runs forever (with selftest=1: only the
+ * fill=SIZE selftest=1 irqlog=1.  No steps= runs forever (with selftest=1: only the
  * self-test runs); numbers are decimal or 0x hex, SIZE takes K, M or G
  * (powers of two).
  */
@@ -128,6 +128,8 @@ static void parse_args(void)
 			dst = &uargs.steps, p += 6, uargs.forever = 0;
 		else if (!kmemcmp(key, "mem=", 4))
 			dst = &uargs.mem_bytes, p += 4, size = 1;
+		else if (!kmemcmp(key, "fill=", 5))
+			dst = &uargs.fill_bytes, p += 5, size = 1;
 		else if (!kmemcmp(key, "selftest=", 9))
 			dst = &opt_selftest, p += 9;
 		else if (!kmemcmp(key, "irqlog=", 7))
@@ -140,6 +142,7 @@ static void parse_args(void)
 			p++;
 	}
 	uargs.mem_bytes &= ~7ull;
+	uargs.fill_bytes &= ~7ull;
 	if (uargs.mem_bytes < 8 * WL_STREAMS)
 		panic("args: mem= must be at least 16 bytes (a word per workload stream)");
 }
@@ -201,6 +204,15 @@ static void map_user(void)
 		map_page(USER_MEM + off, alloc_page(), PTE_U | PTE_W);
 	uargs.mem_va = USER_MEM;
 	mem_end = USER_MEM + bytes;
+	/* fill=SIZE: 2 MiB pages of its own after the buffer (mm.c says why) */
+	if (uargs.fill_bytes) {
+		uint64_t va = (mem_end + LARGE_PAGE_SIZE - 1) & ~(LARGE_PAGE_SIZE - 1);
+		uint64_t len = (uargs.fill_bytes + LARGE_PAGE_SIZE - 1) & ~(LARGE_PAGE_SIZE - 1);
+		uint64_t pa = alloc_large_unzeroed(len);
+		for (uint64_t off = 0; off < len; off += LARGE_PAGE_SIZE)
+			map_large_page(va + off, pa + off, PTE_U | PTE_W);
+		uargs.fill_va = va;
+	}
 }
 
 /* Only what map_user() mapped counts as user memory. */
@@ -345,9 +357,23 @@ void kmain(uint32_t mbi_pa)
 	/* the buffer, its page tables, the stack and some slack for the NIC */
 	uint64_t pages = (uargs.mem_bytes + PAGE_SIZE - 1) / PAGE_SIZE;
 	uint64_t need = (pages + pages / 512 + MAX_CPUS * USER_STACK_PAGES + 64) * PAGE_SIZE;
+	/* the fill: rounded up to 2 MiB pages, and up to one more lost to alignment */
+	uint64_t fill = (uargs.fill_bytes + LARGE_PAGE_SIZE - 1) & ~(LARGE_PAGE_SIZE - 1);
+	if (fill)
+		need += fill + LARGE_PAGE_SIZE;
+	if (uargs.fill_bytes && (uargs.fill_bytes > USER_LIMIT ||
+				 USER_MEM + pages * PAGE_SIZE + LARGE_PAGE_SIZE + fill > USER_LIMIT)) {
+		kprintf("args: mem= and fill= together exceed the user range (%lu bytes)\n",
+			(uint64_t)(USER_LIMIT - USER_MEM));
+		poweroff(EXIT_FAIL);
+	}
 	if (need > mm_free_bytes()) {
-		kprintf("args: mem=%lu needs %lu bytes, %lu are free\n", uargs.mem_bytes, need,
-			mm_free_bytes());
+		if (uargs.fill_bytes)
+			kprintf("args: mem=%lu fill=%lu need %lu bytes, %lu are free\n",
+				uargs.mem_bytes, uargs.fill_bytes, need, mm_free_bytes());
+		else
+			kprintf("args: mem=%lu needs %lu bytes, %lu are free\n", uargs.mem_bytes, need,
+				mm_free_bytes());
 		poweroff(EXIT_FAIL);
 	}
 	pci_scan();
@@ -357,6 +383,8 @@ void kmain(uint32_t mbi_pa)
 	else
 		kprintf("args: seed=%lu steps=%lu mem=%lu\n", uargs.seed, uargs.steps,
 			uargs.mem_bytes);
+	if (uargs.fill_bytes)
+		kprintf("args: fill=%lu at 0x%lx (2 MiB pages)\n", uargs.fill_bytes, uargs.fill_va);
 	/* selftest=1: before the workload, or instead of it when there is no steps= */
 	if (opt_selftest) {
 		unsigned failed = selftest_run();

@@ -73,4 +73,7 @@ for v in 1 2; do
 	boot small-$v $v seed=1 steps=1000
 	boot odd-$v $v seed=0xfeedface steps=3001 mem=100004
 done
+# fill= (a written region on 2 MiB pages, folded into the result): its
+# words must come back as written, and the steps must not change
+boot fill-2 2 seed=7 steps=500 fill=64M
 exit $fail

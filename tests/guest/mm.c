@@ -66,6 +66,34 @@ void map_page(uint64_t va, uint64_t pa, uint64_t flags)
 	invlpg((const void *)va);
 }
 
+/*
+ * The fill region (fill=SIZE): 2 MiB pages, and not zeroed.  Zeroing and
+ * mapping hundreds of MiB 4 KiB at a time runs in ring 0, which the kvm-pvm
+ * host emulates at about 1 us per instruction: minutes.  With large pages it
+ * is one entry per 2 MiB, and the ring-3 task writes every word before it
+ * reads one, so what the pages held before does not matter.
+ */
+uint64_t alloc_large_unzeroed(uint64_t bytes)
+{
+	uint64_t pa = (next_free + LARGE_PAGE_SIZE - 1) & ~(LARGE_PAGE_SIZE - 1);
+	bytes = (bytes + LARGE_PAGE_SIZE - 1) & ~(LARGE_PAGE_SIZE - 1);
+	if (pa + bytes > ram_limit || pa + bytes < pa)
+		panic("mm: out of memory for the fill region");
+	next_free = pa + bytes;
+	return pa;
+}
+
+void map_large_page(uint64_t va, uint64_t pa, uint64_t flags)
+{
+	uint64_t *t = (uint64_t *)(read_cr3() & PTE_ADDR);
+	for (int shift = 39; shift > 21; shift -= 9)
+		t = next_level(&t[(va >> shift) & 511], flags);
+	if (pv_pte_read(&t[(va >> 21) & 511]) & PTE_P)
+		panic("mm: a 2 MiB mapping over one already there");
+	pv_pte_write(&t[(va >> 21) & 511], (pa & PTE_ADDR) | flags | PTE_PS | PTE_P);
+	invlpg((const void *)va);
+}
+
 /* Device registers: a supervisor, uncached window above the user range. */
 void *map_mmio(uint64_t pa, uint64_t len)
 {

@@ -29,6 +29,14 @@
  *   result     h = 0xcbf29ce484222325; fold h_0, h_1, then the whole buffer
  *              word 0 first, each by h = (h ^ x) * 0x100000001b3
  *
+ *   fill       (optional, fill=SIZE; F = SIZE / 8 words, 0 by default) a second
+ *              region, written once before the steps, word i = wl_fill_word(seed, i)
+ *              = (seed ^ (i + 1) * 0x9e3779b97f4a7c15) | 1 (never zero, so no page
+ *              of it is all zero); after the buffer the result folds those F
+ *              words as read back from memory at the end, word 0 first.  F = 0
+ *              leaves the result as above.  It gives a migration many written
+ *              pages without changing the steps.
+ *
  * h is FNV-1a 64 taken over 64-bit words instead of bytes: each h_j over its
  * stream's sequence of stored values, the final fold over the stream results
  * and the buffer, so the result depends on the order of every step within
@@ -99,6 +107,20 @@ static inline uint64_t wl_result(const uint64_t hs[WL_STREAMS], const uint64_t *
 		h = (h ^ hs[j]) * WL_FNV_PRIME;
 	for (uint64_t i = 0; i < words; i++)
 		h = (h ^ buf[i]) * WL_FNV_PRIME;
+	return h;
+}
+
+/* Word i of the fill region (never zero). */
+static inline uint64_t wl_fill_word(uint64_t seed, uint64_t i)
+{
+	return (seed ^ (i + 1) * WL_GOLDEN) | 1;
+}
+
+/* The result h folded on with the fill region's words as they are now. */
+static inline uint64_t wl_fold_fill(uint64_t h, const uint64_t *fill, uint64_t words)
+{
+	for (uint64_t i = 0; i < words; i++)
+		h = (h ^ fill[i]) * WL_FNV_PRIME;
 	return h;
 }
 

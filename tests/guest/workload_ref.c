@@ -8,10 +8,11 @@
 #include "workload.h"
 
 /*
- * Usage: workload_ref [seed=S] steps=N [mem=SIZE]
+ * Usage: workload_ref [seed=S] steps=N [mem=SIZE] [fill=SIZE]
  * The same words as the guest's command line, parsed the same way:
  * decimal or 0x hex, SIZE with an optional K, M or G; mem rounds down to a
- * multiple of 8.  Prints exactly the line the guest prints at the end.
+ * multiple of 8, and so does fill (workload.h: its words are folded in at
+ * the end).  Prints exactly the line the guest prints at the end.
  * With --progress K it also prints the progress checksum of global step K
  * (the running h of the stream that owns step K, right after it).
  *
@@ -43,7 +44,7 @@ static int parse_num(const char *s, uint64_t *out, int size)
 
 int main(int argc, char **argv)
 {
-	uint64_t seed = 1, steps = 0, mem = 1 << 20, progress = 0;
+	uint64_t seed = 1, steps = 0, mem = 1 << 20, fill = 0, progress = 0;
 	int have_steps = 0, have_progress = 0;
 
 	for (int i = 1; i < argc; i++) {
@@ -55,13 +56,15 @@ int main(int argc, char **argv)
 			bad = parse_num(a + 6, &steps, 0), have_steps = 1;
 		else if (!strncmp(a, "mem=", 4))
 			bad = parse_num(a + 4, &mem, 1);
+		else if (!strncmp(a, "fill=", 5))
+			bad = parse_num(a + 5, &fill, 1);
 		else if (!strcmp(a, "--progress") && i + 1 < argc)
 			bad = parse_num(argv[++i], &progress, 0), have_progress = 1;
 		else
 			bad = -1;
 		if (bad) {
 			fprintf(stderr, "workload_ref: bad argument \"%s\"\n"
-				"usage: workload_ref [seed=S] steps=N [mem=SIZE] [--progress K]\n", a);
+				"usage: workload_ref [seed=S] steps=N [mem=SIZE] [fill=SIZE] [--progress K]\n", a);
 			return 2;
 		}
 	}
@@ -70,6 +73,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mem &= ~7ull;
+	fill &= ~7ull;
 	if (mem < 8 * WL_STREAMS) {
 		fprintf(stderr, "workload_ref: mem must be at least %u bytes (a word per stream)\n",
 			8 * WL_STREAMS);
@@ -94,8 +98,13 @@ int main(int argc, char **argv)
 	}
 	for (unsigned j = 0; j < WL_STREAMS; j++)
 		hs[j] = w[j].h;
-	printf("workload: steps=%" PRIu64 " checksum=0x%016" PRIx64 "\n", steps,
-	       wl_result(hs, buf, mem / 8));
+	/* the fill region as the guest reads it back: what it wrote */
+	uint64_t h = wl_result(hs, buf, mem / 8);
+	for (uint64_t i = 0; i < fill / 8; i++) {
+		uint64_t x = wl_fill_word(seed, i);
+		h = wl_fold_fill(h, &x, 1);
+	}
+	printf("workload: steps=%" PRIu64 " checksum=0x%016" PRIx64 "\n", steps, h);
 	free(buf);
 	return 0;
 }
