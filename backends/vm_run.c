@@ -261,9 +261,20 @@ int vm__pause(struct vm *vm)
 		if (park_wait(vm) < 0)
 			return -1;
 	} else {
+		/* Re-kicked like a runtime's park: a vCPU that went back in to
+		 * finish an event's delivery (kvm_vcpu.c) needs another exit. */
+		struct timespec ts;
+
 		pthread_mutex_lock(&vm->run_lock);
-		while (vm->nr_parked < (int)vm->nr_vcpus)
-			pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+		while (vm->nr_parked < (int)vm->nr_vcpus) {
+			timespec_at(&ts, vm__now_ns() + PARK_KICK_NS);
+			pthread_cond_timedwait(&vm->run_cond, &vm->run_lock, &ts);
+			if (vm->nr_parked < (int)vm->nr_vcpus) {
+				pthread_mutex_unlock(&vm->run_lock);
+				vm->ops->kick_all(vm);
+				pthread_mutex_lock(&vm->run_lock);
+			}
+		}
 		pthread_mutex_unlock(&vm->run_lock);
 	}
 	if (vm->ops->paused)

@@ -1,15 +1,20 @@
-/* guest_proc.c: one child process per guest (pvguest, pvhost for other personalities): start, console ring, runner messages, destroy, reap; a second process during an in-place move */
+/* guest_proc.c: one child process per guest (pvguest, pvhost for other personalities): start, console ring, runner messages, destroy, reap; the guest's NIC backend its runners share; a second process during an in-place move */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/if.h>
+#include <linux/if_tun.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -19,6 +24,10 @@
 #include "guest_msg.h"
 
 #define KILL_AFTER_MS 3000
+/* The guest's NIC backend in a runner: `--net fd:5` (guest_msg.h has 3 and 4). */
+#define GUEST_NET_FD (GUEST_STREAM_FD + 1)
+#define GUEST_NET_SPEC "fd:5"
+_Static_assert(GUEST_NET_FD == 5, "GUEST_NET_SPEC names the NIC's fd");
 
 static const char *const state_names[] = {
 	"starting", "running", "migrating", "incoming", "destroying", "exited", "migrated",
@@ -75,6 +84,144 @@ void guest_fill_info(const struct guest *g, Pvmigrate__Ctl__GuestInfo *gi)
 	gi->detail = (char *)g->detail;
 }
 
+/* ---- the guest's NIC backend, opened by the daemon ----
+ *
+ * A guest booted with --net gets its backend from us, not from its runner:
+ * we connect the socket (or open the tap) once and hand each runner a copy
+ * as fd:N.  So the runners of an in-place move share ONE connection: the
+ * source stops reading it at the freeze, the receiver starts after its OK,
+ * and frames sent meanwhile wait in the kernel's buffer (none lost, none
+ * duplicated); a tap, which cannot be opened twice, moves too.  Our copy
+ * lives as long as the guest; a table here rather than a member of struct
+ * guest keeps the NIC's bookkeeping in this file.
+ */
+struct net_hold {
+	struct net_hold *next;
+	const struct guest *g;
+	int fd;
+};
+
+static struct net_hold *net_holds;
+
+static int net_fd_of(const struct guest *g)
+{
+	struct net_hold *h;
+
+	for (h = net_holds; h; h = h->next)
+		if (h->g == g)
+			return h->fd;
+	return -1;
+}
+
+/* The guest's NIC is done (it ended, or is freed): close our copy. */
+static void net_release(const struct guest *g)
+{
+	struct net_hold **pp, *h;
+
+	for (pp = &net_holds; (h = *pp); pp = &h->next)
+		if (h->g == g) {
+			*pp = h->next;
+			close(h->fd);
+			free(h);
+			return;
+		}
+}
+
+/* socket:PATH: SEQPACKET first, DATAGRAM if the peer's socket is one (as
+ * backends/net_backend.c does).  Non-blocking only while connecting: a
+ * peer whose backlog is full must not stall the daemon. */
+static int net_connect(const char *path, int type, char *why, size_t whylen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	sa_family_t fam = AF_UNIX;
+	int fd, e;
+
+	fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(why, whylen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path));
+	/* datagram: autobind, so that the peer has an address to answer */
+	if ((type == SOCK_DGRAM && bind(fd, (struct sockaddr *)&fam, sizeof fam) < 0) ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		e = errno;
+		snprintf(why, whylen, "socket %s: %s", path,
+			 e == EAGAIN ? "its listener accepts no more connections" : strerror(e));
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	/* the backend's send may block briefly, as a wire pushes back */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+static int net_open(const char *spec, char *why, size_t whylen)
+{
+	struct sockaddr_un sa;
+	struct ifreq ifr;
+	int fd;
+
+	if (!strncmp(spec, "socket:", 7)) {
+		spec += 7;
+		if (!*spec || strlen(spec) >= sizeof sa.sun_path) {
+			snprintf(why, whylen, "socket: path must be 1 .. %zu bytes",
+				 sizeof sa.sun_path - 1);
+			return -1;
+		}
+		fd = net_connect(spec, SOCK_SEQPACKET, why, whylen);
+		if (fd < 0 && errno == EPROTOTYPE) /* the peer's socket is a datagram one */
+			fd = net_connect(spec, SOCK_DGRAM, why, whylen);
+		return fd;
+	}
+	if (!strncmp(spec, "tap:", 4)) {
+		spec += 4;
+		if (!*spec || strlen(spec) >= IFNAMSIZ) {
+			snprintf(why, whylen, "tap: interface name must be 1 .. %d bytes",
+				 IFNAMSIZ - 1);
+			return -1;
+		}
+		/* non-blocking for good: the runners' receive path never waits */
+		fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0) {
+			snprintf(why, whylen, "tap: /dev/net/tun: %s", strerror(errno));
+			return -1;
+		}
+		memset(&ifr, 0, sizeof ifr);
+		ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+		memcpy(ifr.ifr_name, spec, strlen(spec));
+		if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+			snprintf(why, whylen, "tap %s: TUNSETIFF: %s", spec, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		return fd;
+	}
+	snprintf(why, whylen, "'%s': want socket:PATH or tap:IFNAME", spec);
+	return -1;
+}
+
+/* Open g's NIC backend and keep it for g's lifetime; -1 with why. */
+static int net_hold_open(const struct guest *g, const char *spec, char *why, size_t whylen)
+{
+	struct net_hold *h = calloc(1, sizeof *h);
+
+	if (!h) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	h->fd = net_open(spec, why, whylen);
+	if (h->fd < 0) {
+		free(h);
+		return -1;
+	}
+	h->g = g;
+	h->next = net_holds;
+	net_holds = h;
+	return 0;
+}
+
 /* ---- lifecycle ---- */
 
 static void guest_free(struct guest *g)
@@ -94,6 +241,7 @@ static void guest_free(struct guest *g)
 		conn_error(c, c->wait_id, CTL_ERR_FAILED, "%s is gone", g->name);
 		conn_wait_done(c);
 	}
+	net_release(g);
 	if (g->out_ev)
 		event_free(g->out_ev);
 	if (g->out_fd >= 0)
@@ -145,8 +293,11 @@ static int high_fd(int fd)
 
 static void on_cmd(evutil_socket_t fd, short what, void *arg);
 
-/* fork + exec argv with console, command socket and stream fd wired. */
-static int spawn(struct guest *g, char *const argv[], int stream_fd, char *why, size_t whylen)
+/* fork + exec argv with console, command socket, stream fd and NIC backend wired:
+ * 1 and 2 the console pipe, 3 the command socket (pvguest), 4 the stream,
+ * 5 the NIC; the child keeps nothing else. */
+static int spawn(struct guest *g, char *const argv[], int stream_fd, int net_fd, char *why,
+		 size_t whylen)
 {
 	int out[2], cmd[2] = { -1, -1 }, devnull;
 	sigset_t all;
@@ -176,6 +327,7 @@ static int spawn(struct guest *g, char *const argv[], int stream_fd, char *why, 
 	}
 	if (pid == 0) {
 		int o = high_fd(out[1]), c = high_fd(cmd[1]), s = high_fd(stream_fd);
+		int nf = high_fd(net_fd);
 
 		/* Its own session (a ^C for the daemon's terminal is not for the
 		 * guests), but it dies with the daemon. */
@@ -187,9 +339,18 @@ static int spawn(struct guest *g, char *const argv[], int stream_fd, char *why, 
 		devnull = open("/dev/null", O_RDONLY);
 		if (devnull < 0 || o < 0 || dup2(devnull, 0) < 0 || dup2(o, 1) < 0 || dup2(o, 2) < 0 ||
 		    (c >= 0 && dup2(c, GUEST_CMD_FD) < 0) ||
-		    (s >= 0 && dup2(s, GUEST_STREAM_FD) < 0))
+		    (s >= 0 && dup2(s, GUEST_STREAM_FD) < 0) ||
+		    (nf >= 0 && dup2(nf, GUEST_NET_FD) < 0) ||
+		    (net_fd >= 0 && nf < 0))
 			_exit(127);
-		close_range(c < 0 ? GUEST_CMD_FD : s < 0 ? GUEST_STREAM_FD : GUEST_STREAM_FD + 1, ~0u, 0);
+		/* dup2 cleared close-on-exec on 3..5 (the daemon's copies keep theirs) */
+		if (c < 0)
+			close(GUEST_CMD_FD);
+		if (s < 0)
+			close(GUEST_STREAM_FD);
+		if (nf < 0)
+			close(GUEST_NET_FD);
+		close_range(GUEST_NET_FD + 1, ~0u, 0);
 		execv(argv[0], argv);
 		dprintf(2, "pvmigrated: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -340,9 +501,9 @@ void guest_boot(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__
 	argv[n++] = vcpus;
 	argv[n++] = "--memory";
 	argv[n++] = mem;
-	if (b->net && b->net[0]) {
+	if (b->net && b->net[0]) { /* the daemon's connection, opened below */
 		argv[n++] = "--net";
-		argv[n++] = b->net;
+		argv[n++] = GUEST_NET_SPEC;
 	}
 	argv[n++] = b->image;
 	argv[n++] = "--";
@@ -356,7 +517,12 @@ void guest_boot(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__
 		return;
 	}
 	snprintf(g->net, sizeof g->net, "%s", b->net ? b->net : "");
-	if (spawn(g, argv, -1, why, sizeof why) < 0) {
+	if (g->net[0] && net_hold_open(g, g->net, why, sizeof why) < 0) {
+		guest_free(g);
+		conn_error(c, id, CTL_ERR_FAILED, "%s: net %s: %s", name, b->net, why);
+		return;
+	}
+	if (spawn(g, argv, -1, net_fd_of(g), why, sizeof why) < 0) {
 		guest_free(g);
 		conn_error(c, id, CTL_ERR_FAILED, "%s: cannot start %s: %s", name, prog, why);
 		return;
@@ -394,7 +560,7 @@ struct guest *guest_spawn_receiver(struct daemon *d, const char *name, const cha
 		return NULL;
 	}
 	g->state = G_INCOMING;
-	if (spawn(g, argv, stream_fd, why, whylen) < 0) {
+	if (spawn(g, argv, stream_fd, -1, why, whylen) < 0) {
 		guest_free(g);
 		return NULL;
 	}
@@ -427,9 +593,12 @@ struct guest *guest_spawn_local_receiver(struct guest *g, const char *pers, cons
 	argv[n++] = v;
 	argv[n++] = "--memory";
 	argv[n++] = m;
-	if (g->net[0]) { /* the same NIC spec: the stream carries the NIC's state */
+	if (net_fd_of(g) >= 0) {
+		/* the guest's own connection: frames the source leaves unread at
+		 * the freeze wait in it for the receiver (the stream carries the
+		 * NIC's state and the frames the source held) */
 		argv[n++] = "--net";
-		argv[n++] = g->net;
+		argv[n++] = GUEST_NET_SPEC;
 	}
 	argv[n] = NULL;
 	in = guest_new(d, g->name, pers, g->image, g->vcpus, g->memory, RUNNER_PVGUEST, 0);
@@ -439,7 +608,7 @@ struct guest *guest_spawn_local_receiver(struct guest *g, const char *pers, cons
 	}
 	snprintf(in->net, sizeof in->net, "%s", g->net);
 	in->state = G_INCOMING;
-	if (spawn(in, argv, stream_fd, why, whylen) < 0) {
+	if (spawn(in, argv, stream_fd, net_fd_of(g), why, whylen) < 0) {
 		guest_free(in);
 		return NULL;
 	}
@@ -595,6 +764,7 @@ void guest_ended(struct guest *g)
 	char why[256];
 
 	g->state = G_EXITED;
+	net_release(g); /* no runner of g will read its NIC again */
 	if (g->timer) {
 		event_free(g->timer);
 		g->timer = NULL;

@@ -1,5 +1,6 @@
 /* pvguest.c: one guest (native or kvm personality) in one process for pvmigrated: runs it on the kvm backend, sends it away or receives it on the daemon's word */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,8 +36,10 @@
  * Started by pvmigrated only (guest_proc.c): the console goes to stdout,
  * our own messages to stderr (the daemon captures both), fd 3 is the
  * command socket (guest_msg.h), and in receive mode fd 4 is the migration
- * stream.  The guest's power-off value is our exit status (70: crashed or
- * halted for good), as with pvhost.  If the daemon goes away (fd 3 ends),
+ * stream.  The daemon opens the guest's NIC backend itself and hands it
+ * to every runner of the guest as --net fd:5 (see nic_handover below).
+ * The guest's power-off value is our exit status (70: crashed or halted
+ * for good), as with pvhost.  If the daemon goes away (fd 3 ends),
  * the guest is powered off: nobody could reach it any more.
  */
 #define EXIT_USAGE 2
@@ -455,6 +458,105 @@ static int parse(int argc, char **argv, int receive, struct opts *o, char *why, 
 	return 0;
 }
 
+/* ---- a received guest's NIC: the source's connection, not before the freeze
+ *
+ * With --net fd:N (the daemon's one connection for the guest, which the
+ * source is still reading), our NIC must not read N until the stream
+ * begins: the platform starts its receive thread as soon as the NIC
+ * exists, and a frame it took while the source runs would arrive out of
+ * order, or be lost with us if the move fails.  So the NIC is created on
+ * a placeholder of the same kind (a socket of N's type, a pipe for a
+ * tap) that never has anything to read, and N replaces it in place
+ * (dup3 onto the same number) at the stream's first byte: migrate_receive
+ * has stopped the NIC's thread by then (its freeze), and restarts it,
+ * now on N, after its OK.  The source stops reading N at its freeze;
+ * what is sent meanwhile waits in N's buffer.
+ */
+struct nic_handover {
+	int real;	/* N, until it replaces the placeholder; -1 after */
+	int slot;	/* the number the NIC reads: the placeholder, then N */
+	int keep;	/* the placeholder's other end, so that it never hangs up */
+	char spec[32];	/* fd:SLOT, the NIC's --net */
+};
+
+/* Point o->net at a placeholder; 0 (nothing to do unless --net fd:N), -1 with why. */
+static int nic_handover_prepare(struct opts *o, struct nic_handover *h, char *why, size_t whylen)
+{
+	int type, sv[2];
+	socklen_t tl = sizeof type;
+	char *end;
+	long n;
+
+	h->real = h->slot = h->keep = -1;
+	if (!o->net || strncmp(o->net, "fd:", 3))
+		return 0;
+	n = strtol(o->net + 3, &end, 10);
+	if (!o->net[3] || *end || n < 0 || n > 65535 || fcntl((int)n, F_GETFD) < 0) {
+		snprintf(why, whylen, "--net %s: not an open file descriptor", o->net);
+		return -1;
+	}
+	if (getsockopt((int)n, SOL_SOCKET, SO_TYPE, &type, &tl) == 0
+		    ? socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0
+		    : pipe2(sv, O_CLOEXEC) < 0) {
+		snprintf(why, whylen, "--net %s: a placeholder until the stream: %s", o->net,
+			 strerror(errno));
+		return -1;
+	}
+	h->real = (int)n;
+	h->slot = sv[0];
+	h->keep = sv[1];
+	snprintf(h->spec, sizeof h->spec, "fd:%d", h->slot);
+	o->net = h->spec;
+	return 0;
+}
+
+/* The NIC's thread is stopped (the stream began): its fd becomes N.  -1
+ * (errno set) if it cannot: the stream fails, and the source resumes the
+ * guest rather than have it run here without its network. */
+static int nic_handover_swap(struct nic_handover *h)
+{
+	int e;
+
+	if (h->real < 0)
+		return 0;
+	if (dup3(h->real, h->slot, O_CLOEXEC) < 0) {
+		e = errno;
+		fprintf(stderr, "pvguest: the NIC cannot take the guest's connection: %s\n",
+			strerror(e));
+		errno = e;
+		return -1;
+	}
+	close(h->real);
+	close(h->keep);
+	h->real = h->keep = -1;
+	return 0;
+}
+
+/* The receive stream's io: the swap before its first byte either way. */
+struct handover_io {
+	struct stream_io io;
+	const struct stream_io *inner;
+	struct nic_handover *h;
+};
+
+static ssize_t handover_read(void *ctx, void *buf, size_t len)
+{
+	struct handover_io *x = ctx;
+
+	if (nic_handover_swap(x->h) < 0)
+		return -1;
+	return x->inner->read(x->inner->ctx, buf, len);
+}
+
+static ssize_t handover_write(void *ctx, const void *buf, size_t len)
+{
+	struct handover_io *x = ctx;
+
+	if (nic_handover_swap(x->h) < 0)
+		return -1;
+	return x->inner->write(x->inner->ctx, buf, len);
+}
+
 /*
  * The VM's platform, before anything is loaded or received.  native: the
  * trapped device models (and NIC).  kvm: exactly pvhost's setup_kvm up to
@@ -490,6 +592,8 @@ static int setup_platform(struct vm *vm, const struct opts *o, const char **acti
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
+	struct nic_handover nh = { -1, -1, -1, "" };
+	struct handover_io hio;
 	struct migrate_conn conn;
 	char cause[256], why[600];
 	const char *action = "run";
@@ -519,6 +623,10 @@ int main(int argc, char **argv)
 		usage();
 		return EXIT_USAGE;
 	}
+	if (receive && nic_handover_prepare(&o, &nh, why, sizeof why) < 0) {
+		say("receive-failed %s", why);
+		return die("attach NIC", why);
+	}
 	/* Before any vCPU thread exists, so they all inherit the mask and
 	 * the signals reach serve()'s signalfd. */
 	sigemptyset(&set);
@@ -542,7 +650,9 @@ int main(int argc, char **argv)
 	if (receive) {
 		say("ready");
 		migrate_conn_init(&conn, GUEST_STREAM_FD, STREAM_TIMEOUT_MS);
-		if (migrate_receive(vm, &conn.io, why, sizeof why) < 0) {
+		hio = (struct handover_io){ .io = { &hio, handover_read, handover_write },
+					    .inner = &conn.io, .h = &nh };
+		if (migrate_receive(vm, nh.slot >= 0 ? &hio.io : &conn.io, why, sizeof why) < 0) {
 			close(GUEST_STREAM_FD);
 			say("receive-failed %s", why);
 			die("receive the guest", why);

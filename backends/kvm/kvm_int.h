@@ -31,6 +31,8 @@ struct kvm_vcpu {
 	 * is this vCPU's #PF handler (-1: none); guarded by sysfix_lock. */
 	uint64_t sysfix_next_ns;
 	int sysfix_slot;
+	/* A pause waited this often for an event in delivery (kvm_vcpu.c). */
+	unsigned flush_tries;
 };
 
 /* kvm_syscall_fix.c: an int3 we placed over a guest #PF handler's first instruction. */

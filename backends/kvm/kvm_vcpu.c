@@ -307,20 +307,29 @@ static void io_complete(struct kvm_vcpu *v)
 }
 
 /*
- * An interrupt the BSP injected (KVM_INTERRUPT) just before a kick can be
- * left queued: KVM_RUN returned before the entry that delivers it.  A
- * vCPU must not stop like that for a pause: its state would hold a
- * half-taken event that only this host's KVM knows how to finish, and a
- * move to another personality must see the guest between instructions.
- * So it goes back in once to take it, with its timer as the kick out.
+ * An interrupt injected (KVM_INTERRUPT) just before a kick can be left
+ * queued: KVM_RUN returned before the entry that delivers it; an exit in
+ * the middle of an exception's delivery (this host emulates guest ring 0)
+ * leaves that exception to be re-injected.  A vCPU should not stop like
+ * that for a pause: its state would hold a half-taken event that only
+ * this host's KVM knows how to finish, and a move to another personality
+ * must see the guest between instructions.  So it goes back in to take
+ * it (the BSP's timer, or the pauser's re-kick, brings it out), a bounded
+ * number of times: an event that never completes is left to the caller.
  */
-static int irq_in_flight(struct kvm_vcpu *v)
+#define EVENT_FLUSH_TRIES 64
+
+static int event_in_flight(struct kvm_vcpu *v)
 {
 	struct kvm_vcpu_events ev;
 
-	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+	if (v->flush_tries >= EVENT_FLUSH_TRIES || ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
 		return 0;
-	return ev.interrupt.injected && !ev.interrupt.soft;
+	if (!(ev.interrupt.injected && !ev.interrupt.soft) && !ev.exception.injected &&
+	    !ev.exception.pending && !ev.nmi.injected && !ev.nmi.pending)
+		return 0;
+	v->flush_tries++;
+	return 1;
 }
 
 /* After io_complete: may this vCPU stop for a pause here?  Under a runtime
@@ -350,7 +359,7 @@ static void *vcpu_thread(void *arg)
 		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
 		if (vm__vcpu_should_stop(vm)) {
 			io_complete(v);
-			if (irq_in_flight(v)) {
+			if (event_in_flight(v)) {
 				timer_arm(v, vm__now_ns() + 200000);
 				if (vcpu_enter(v) < 0) {
 					if (errno == EINTR || errno == EAGAIN)
@@ -363,6 +372,7 @@ static void *vcpu_thread(void *arg)
 				continue;
 			}
 			if (at_safe_point(v)) {
+				v->flush_tries = 0;
 				if (vm__vcpu_park(vm) < 0)
 					break;
 				continue;
