@@ -6,6 +6,7 @@
 #include <event2/listener.h>
 
 #include "daemon.h"
+#include "fault_inject.h"
 
 /*
  * Source:  client --Migrate--> daemon A --TLS--> daemon B
@@ -41,17 +42,47 @@ void peer_error(struct bufferevent *bev, uint32_t code, const char *msg);
  * local stream socket (the guest process's), with back-pressure.  When
  * one side ends, what it sent still reaches the other, then done() is
  * called once (why: NULL for a clean end) and the relay frees itself.
+ *
+ * It follows what it carries without parsing bodies: the 16-byte record
+ * headers of the stream one way (only while a test fault is armed,
+ * fault_inject.h), the migrate reply's 16-byte header the other way.  On
+ * the target the reply is held back until relay_release(): the daemon
+ * lets the OK go only once its pvguest said it runs the guest, and knows
+ * at the end whether a whole, well-formed OK left (reply_out).
  */
+enum relay_role { RELAY_SOURCE, RELAY_TARGET };
+struct relay_track {		/* one direction */
+	uint8_t hdr[16];
+	unsigned have;			/* header bytes gathered, not yet passed on */
+	uint64_t left, pos;		/* of the current body (and padding) */
+	uint64_t corrupt_at;		/* body offset to flip, UINT64_MAX: none */
+	int off;			/* lost track (absurd length): pass as is */
+	int complete;			/* reply: all of it passed */
+};
 typedef void (*relay_done_fn)(void *ctx, const char *why);
+typedef void (*relay_kill_fn)(void *ctx);	/* test fault kill-target */
 struct relay {
 	struct bufferevent *peer, *local;
 	uint64_t to_peer, to_local;
 	int draining;
+	enum relay_role role;
+	struct fault *fault;		/* armed test fault, or NULL */
+	struct relay_track track[2];	/* [0] local -> peer, [1] peer -> local */
+	int holding, doomed, local_gone; /* target: the reply waits in held */
+	struct evbuffer *held;
+	int reply_ok;			/* the reply read was a well-formed OK */
+	int reply_out;			/* target: a whole well-formed OK was written to the peer */
+	char end_why[300];
 	relay_done_fn done;
+	relay_kill_fn kill;
 	void *ctx;
 };
 struct relay *relay_start(struct daemon *d, struct bufferevent *peer, int local_fd,
-			  relay_done_fn done, void *ctx);
+			  enum relay_role role, struct fault *fault, relay_done_fn done,
+			  relay_kill_fn kill, void *ctx);
+/* Target: pvguest's verdict came (forward: let the reply go), or it ended
+ * without one (the link is closed; done() runs). */
+void relay_release(struct relay *r, int forward);
 /* Abandon a relay without calling done (its owner is going away). */
 void relay_drop(struct relay *r);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +27,10 @@ struct mig_in {
 	struct bufferevent *peer;
 	int local_fd;			/* our end of pvguest's stream, until the relay */
 	struct relay *relay;
+	struct fault fault;		/* test hook (fault_inject.h), usually none */
+	int kill_spawned;		/* test fault kill-target@offer */
+	int doomed;			/* our OK never left: the receiver is being killed */
+	int failed;			/* the receiver said receive-failed: it exits by itself */
 };
 
 static struct mig_in *incoming;
@@ -51,14 +56,46 @@ static void mi_free(struct mig_in *mi)
 	free(mi);
 }
 
+/*
+ * The link is over.  The source destroys its copy only on our OK; if no
+ * whole, well-formed OK of ours reached the link, the source resumes its
+ * copy (or never froze it), so ours must not run, whatever our pvguest
+ * thinks: the link cut while the reply waited, the reply garbled, the
+ * source gone before it.  A receiver that got nothing exits by itself;
+ * one that has sent its OK into our relay would run on.
+ */
 static void mi_relay_done(void *ctx, const char *why)
 {
 	struct mig_in *mi = ctx;
+	int sent = mi->relay->reply_out;
 
 	mi->relay = NULL;
 	if (why)
 		dlog("peer %s: migration link: %s", mi->addr, why);
-	mi_free(mi);
+	if (sent || mi->failed || !mi->g || mi->g->pid <= 0) {
+		mi_free(mi);
+		return;
+	}
+	dlog("%s: the link ended before an OK of ours went out, so %s keeps the guest: "
+	     "ending our receiver (pid %d)", mi->g->name, mi->addr, (int)mi->g->pid);
+	snprintf(mi->g->detail, sizeof mi->g->detail,
+		 "not taken over: the source kept the guest (no confirmation reached it)");
+	mi->g->state = G_INCOMING; /* forgotten when it exits, like any failed arrival */
+	mi->doomed = 1;
+	kill(mi->g->pid, SIGKILL);
+	/* mi lives until the receiver is reaped (mig_in_gone) */
+}
+
+/* Test fault kill-target: the receiving pvguest dies at this step. */
+static void mi_kill(void *ctx)
+{
+	struct mig_in *mi = ctx;
+
+	if (mi->g && mi->g->pid > 0) {
+		dlog("TEST FAULT: SIGKILL to %s's receiving pvguest (pid %d)", mi->g->name,
+		     (int)mi->g->pid);
+		kill(mi->g->pid, SIGKILL);
+	}
 }
 
 /* Refuse with a PeerResponse error, then hang up once it is written. */
@@ -125,6 +162,8 @@ static void mi_request(struct mig_in *mi, const Pvmigrate__Ctl__PeerMigrate *pm)
 	guest_console_put(mi->g, (const uint8_t *)mark, strlen(mark));
 	mi->phase = MI_SPAWNED; /* the answer waits for pvguest's "ready" */
 	bufferevent_disable(mi->peer, EV_READ);
+	if (mi->kill_spawned)
+		mi_kill(mi);
 }
 
 static void mi_read(struct bufferevent *bev, void *arg)
@@ -144,6 +183,25 @@ static void mi_read(struct bufferevent *bev, void *arg)
 	if (rc < 0) {
 		mi_refuse(mi, CTL_ERR_PROTOCOL, "%s", why);
 		return;
+	}
+	fault_arm(&mi->fault, "target");
+	switch (fault_hit(&mi->fault, FSTEP_OFFER)) {
+	case FAULT_CUT:
+		dlog("TEST FAULT: peer %s: cutting the link at its offer", mi->addr);
+		free(body);
+		mi_free(mi);
+		return;
+	case FAULT_CORRUPT:
+		fault_corrupt_protobuf(body, len);
+		break;
+	case FAULT_KILL_TARGET:
+		mi->kill_spawned = 1;
+		break;
+	case FAULT_KILL_DAEMON:
+		fault_kill_daemon(&mi->fault);
+		break;
+	default:
+		break;
 	}
 	req = ctl_peer_request_decode(body, len, &code, why, sizeof why);
 	free(body);
@@ -242,22 +300,62 @@ void mig_in_event(struct guest *g, const char *verb, const char *rest)
 	Pvmigrate__Ctl__PeerResponse rsp = PVMIGRATE__CTL__PEER_RESPONSE__INIT;
 	Pvmigrate__Ctl__PeerAccept acc = PVMIGRATE__CTL__PEER_ACCEPT__INIT;
 	struct mig_in *mi = g->mig_in;
-	int fd;
+	uint8_t *f;
+	size_t flen;
+	int fd, kill_now = 0;
 
 	if (!strcmp(verb, "received")) {
+		if (mi && mi->doomed)
+			return; /* its OK never left: it is being killed */
 		dlog("%s: received and running", g->name);
 		g->state = G_RUNNING;
 		g->t_start = now_ns();
+		/* only now may its OK go to the source (relay_release) */
+		if (mi && mi->relay)
+			relay_release(mi->relay, 1);
 		return;
 	}
 	if (!strcmp(verb, "receive-failed")) {
 		snprintf(g->detail, sizeof g->detail, "%s", rest);
 		dlog("%s: receiving failed: %s", g->name, rest);
+		if (mi)
+			mi->failed = 1;
+		if (mi && mi->relay)
+			relay_release(mi->relay, 1); /* its ERROR tells the source why */
 		return; /* pvguest exits; exited() forgets the guest */
 	}
 	/* ready: the VM exists and waits; now the source may freeze */
 	if (!mi || mi->phase != MI_SPAWNED)
 		return;
+	switch (fault_hit(&mi->fault, FSTEP_ACCEPT)) {
+	case FAULT_CUT:
+		dlog("TEST FAULT: peer %s: cutting the link instead of accepting", mi->addr);
+		mi_free(mi); /* the receiver sees its stream end and exits */
+		return;
+	case FAULT_KILL_DAEMON:
+		fault_kill_daemon(&mi->fault);
+		break;
+	case FAULT_KILL_TARGET:
+		kill_now = 1;
+		break;
+	case FAULT_CORRUPT:
+		rsp.has_protocol_major = rsp.has_protocol_minor = 1;
+		rsp.protocol_major = CTL_PROTO_MAJOR;
+		rsp.protocol_minor = CTL_PROTO_MINOR;
+		acc.guest = g->name;
+		rsp.body_case = PVMIGRATE__CTL__PEER_RESPONSE__BODY_ACCEPT;
+		rsp.accept = &acc;
+		f = ctl_frame_pack(&rsp.base, &flen);
+		if (f) {
+			dlog("TEST FAULT: peer %s: sending a corrupted accept", mi->addr);
+			fault_corrupt_protobuf(f + CTL_FRAME_HDR, flen - CTL_FRAME_HDR);
+			bufferevent_write(mi->peer, f, flen);
+			free(f);
+		}
+		goto relay;
+	default:
+		break;
+	}
 	rsp.has_protocol_major = rsp.has_protocol_minor = 1;
 	rsp.protocol_major = CTL_PROTO_MAJOR;
 	rsp.protocol_minor = CTL_PROTO_MINOR;
@@ -265,9 +363,11 @@ void mig_in_event(struct guest *g, const char *verb, const char *rest)
 	rsp.body_case = PVMIGRATE__CTL__PEER_RESPONSE__BODY_ACCEPT;
 	rsp.accept = &acc;
 	send_frame(mi->peer, &rsp.base);
+relay:
 	fd = mi->local_fd;
 	mi->local_fd = -1;
-	mi->relay = relay_start(mi->d, mi->peer, fd, mi_relay_done, mi);
+	mi->relay = relay_start(mi->d, mi->peer, fd, RELAY_TARGET, &mi->fault, mi_relay_done,
+				mi_kill, mi);
 	if (!mi->relay) {
 		close(fd);
 		mi_free(mi);
@@ -275,6 +375,8 @@ void mig_in_event(struct guest *g, const char *verb, const char *rest)
 	}
 	mi->peer = NULL;
 	mi->phase = MI_STREAM;
+	if (kill_now)
+		mi_kill(mi);
 }
 
 void mig_in_gone(struct guest *g)
@@ -286,7 +388,12 @@ void mig_in_gone(struct guest *g)
 	if (mi->phase == MI_SPAWNED)
 		mi_refuse(mi, CTL_ERR_FAILED, "the target could not prepare the guest: %s",
 			  g->detail[0] ? g->detail : "its runner exited");
-	/* streaming: the relay ends when the peer or the socket does */
+	else if (mi->relay)
+		/* a reply still held back is not forwarded: ended without running
+		 * means the source must keep its copy (done() frees mi) */
+		relay_release(mi->relay, 0);
+	else if (mi->doomed)
+		mi_free(mi);
 }
 
 void mig_in_shutdown(void)

@@ -34,6 +34,8 @@ struct mig_out {
 	uint64_t t0, last_bytes, last_t, rate;
 	uint64_t estimate;		/* pvguest's guess of the stream's size */
 	unsigned rounds;
+	struct fault fault;		/* test hook (fault_inject.h), usually none */
+	int target_ok;			/* a whole, well-formed OK came off the link */
 };
 
 static void mo_progress(struct mig_out *mo, const char *phase)
@@ -108,6 +110,7 @@ static void mo_relay_done(void *ctx, const char *why)
 	struct mig_out *mo = ctx;
 
 	/* The link is over; pvguest's own word (migrated or failed) decides. */
+	mo->target_ok = mo->relay->reply_ok && mo->relay->track[1].complete;
 	mo->relay = NULL;
 	if (why)
 		dlog("%s: migration link: %s", mo->g->name, why);
@@ -150,7 +153,8 @@ static void mo_start_stream(struct mig_out *mo)
 		return;
 	}
 	close(sv[1]);
-	mo->relay = relay_start(mo->d, mo->peer, sv[0], mo_relay_done, mo);
+	mo->relay = relay_start(mo->d, mo->peer, sv[0], RELAY_SOURCE, &mo->fault, mo_relay_done,
+				NULL, mo);
 	if (!mo->relay) {
 		close(sv[0]); /* pvguest sees the stream end and resumes */
 		dlog("%s: cannot start the relay", mo->g->name);
@@ -181,6 +185,19 @@ static void mo_read(struct bufferevent *bev, void *arg)
 		mo_fail(mo, CTL_ERR_FAILED, "%s answered garbage (%s); nothing was frozen", mo->dest, why);
 		return;
 	}
+	switch (fault_hit(&mo->fault, FSTEP_ACCEPT)) {
+	case FAULT_CUT:
+		free(body);
+		mo_fail(mo, CTL_ERR_FAILED, "test fault: link to %s cut at its answer; nothing was "
+			"frozen", mo->dest);
+		return;
+	case FAULT_CORRUPT:
+		dlog("TEST FAULT: corrupting %s's answer", mo->dest);
+		fault_corrupt_protobuf(body, len);
+		break;
+	default:
+		break;
+	}
 	rsp = ctl_peer_response_decode(body, len, &code, why, sizeof why);
 	free(body);
 	if (!rsp) {
@@ -207,8 +224,17 @@ static void mo_event(struct bufferevent *bev, short what, void *arg)
 	Pvmigrate__Ctl__PeerRequest req = PVMIGRATE__CTL__PEER_REQUEST__INIT;
 	Pvmigrate__Ctl__PeerMigrate pm = PVMIGRATE__CTL__PEER_MIGRATE__INIT;
 	static uint8_t tail[CTL_CONSOLE_CHUNK];
+	enum fault_action fa;
+	uint8_t *f;
+	size_t flen;
 
 	if (what & BEV_EVENT_CONNECTED) {
+		fa = fault_hit(&mo->fault, FSTEP_OFFER);
+		if (fa == FAULT_CUT) {
+			mo_fail(mo, CTL_ERR_FAILED, "test fault: link to %s cut before the offer; "
+				"nothing was frozen", mo->dest);
+			return;
+		}
 		/* the TLS handshake is done and the target's certificate checked */
 		mo->phase = MO_HANDSHAKE;
 		no_delay(bufferevent_getfd(bev));
@@ -226,7 +252,14 @@ static void mo_event(struct bufferevent *bev, short what, void *arg)
 		pm.console.len = guest_console_tail(mo->g, tail, sizeof tail);
 		req.body_case = PVMIGRATE__CTL__PEER_REQUEST__BODY_MIGRATE;
 		req.migrate = &pm;
-		send_frame(bev, &req.base);
+		if (fa == FAULT_CORRUPT && (f = ctl_frame_pack(&req.base, &flen))) {
+			dlog("TEST FAULT: sending %s a corrupted offer", mo->dest);
+			fault_corrupt_protobuf(f + CTL_FRAME_HDR, flen - CTL_FRAME_HDR);
+			bufferevent_write(bev, f, flen);
+			free(f);
+		} else {
+			send_frame(bev, &req.base);
+		}
 		mo_progress(mo, "handshake");
 		return;
 	}
@@ -316,6 +349,7 @@ void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate
 	}
 	mo->d = d;
 	mo->g = g;
+	fault_arm(&mo->fault, "source");
 	snprintf(mo->dest, sizeof mo->dest, "%s", m->dest);
 	snprintf(mo->to, sizeof mo->to, "%s", m->to);
 	if (!ctl_parse_dest(m->dest, mo->host, sizeof mo->host, &mo->port)) {
@@ -379,9 +413,19 @@ void mig_out_event(struct guest *g, const char *verb, const char *rest)
 	}
 	if (!strcmp(verb, "migrate-failed")) {
 		resumed = rest[0] == '1';
-		mo_fail(mo, CTL_ERR_FAILED, "migration of %s to %s failed: %s; the guest %s here",
-			g->name, mo->dest, rest[0] && rest[1] ? rest + 2 : "no reason given",
-			resumed ? "was resumed and runs on" : "runs on");
+		/* The window of pvmigrated(8) CAVEATS, seen from here: the target
+		 * confirmed, yet our pvguest did not take it and resumed. */
+		if (mo->target_ok || (mo->relay && mo->relay->reply_ok && mo->relay->track[1].complete))
+			mo_fail(mo, CTL_ERR_FAILED, "migration of %s to %s failed: %s; the guest %s "
+				"here, BUT the target's OK had reached this daemon: %s may run there "
+				"too, destroy one copy", g->name, mo->dest,
+				rest[0] && rest[1] ? rest + 2 : "no reason given",
+				resumed ? "was resumed and runs on" : "runs on", mo->target_name);
+		else
+			mo_fail(mo, CTL_ERR_FAILED, "migration of %s to %s failed: %s; the guest %s "
+				"here", g->name, mo->dest,
+				rest[0] && rest[1] ? rest + 2 : "no reason given",
+				resumed ? "was resumed and runs on" : "runs on");
 		return;
 	}
 	/* migrated: the target confirmed */

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_daemon_migrate.sh: live migration between two pvmigrated on this machine over mutual TLS: there as kvm and back as native with the right checksum; an uncertified peer moves nothing
+# test_daemon_migrate.sh: live migration between two pvmigrated on this machine over mutual TLS: there as kvm and back as native with the right checksum, then 20 such round trips of a 256 MiB guest; an uncertified peer moves nothing
 #
 # Usage: test_daemon_migrate.sh PVMIGRATED PVMIGRATE GUEST_ELF WORKLOAD_REF
 set -u
@@ -60,6 +60,39 @@ got=$("$pvmigrate" --socket "$A" console dom1 2>/dev/null | grep '^workload:')
 "$pvmigrate" --socket "$A" console dom1 2>/dev/null | grep -q "guest: reference kernel up" &&
 	ok "the console history came along" || fail "the console lost its beginning"
 [ "$(grep -c 'reference kernel up' "$T/b.log")" = 0 ] || fail "B booted the guest itself"
+
+# ---- 20 round trips A (native) -> B (kvm) -> A (native), 2 vCPUs, 256 MiB ----
+rounds=${PVMIGRATE_ROUNDS:-20}
+args="seed=12 steps=${PVMIGRATE_ROUND_STEPS:-400000}"
+want=$("$ref" $args)
+"$pvmigrate" --socket "$A" boot --name rt --vcpus 2 --memory 256M "$guest" $args >/dev/null ||
+	fail "boot rt on A"
+wait_console "$A" rt "tick=" 30 || fail "rt printed no progress"
+downs=""
+t0=$(date +%s)
+rnd=0 # not i: lib.sh's waits use it
+while [ $rnd -lt "$rounds" ]; do
+	for leg in "$A native kvm $PB $B" "$B kvm native $PA $A"; do
+		set -- $leg
+		out=$("$pvmigrate" --socket "$1" --json --from "$2" --to "$3" --dest "$4" rt 2>&1) ||
+			fail "round $((rnd + 1)) $2 -> $3: $out"
+		echo "$out" | grep -q '"dest_guest":"rt"' || fail "round $((rnd + 1)): renamed: $out"
+		d=$(echo "$out" | sed -n 's/.*"downtime_us":\([0-9]*\).*/\1/p' | tail -n 1)
+		downs="$downs $d"
+		wait_state "$5" rt running 10 || fail "round $((rnd + 1)): rt is $(state "$5" rt) there"
+		# the source forgets its copy once the runner ended it; only then
+		# is the name free there for the way back
+		wait_state "$1" rt none 10 || fail "round $((rnd + 1)): the source still has rt"
+	done
+	rnd=$((rnd + 1))
+done
+[ "$(state "$A" rt)" = running ] || fail "rt does not run on A after the round trips"
+"$pvmigrate" --socket "$A" status rt | grep -q '^personality: *native' || fail "rt not native on A"
+summary=$(echo $downs | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {printf "min %.1f ms, median %.1f ms, max %.1f ms", a[1]/1000, a[int((NR+1)/2)]/1000, a[NR]/1000}')
+ok "$((2 * rounds)) moves A (native) <-> B (kvm) in $(( $(date +%s) - t0 )) s; downtime $summary"
+wait_state "$A" rt exited 300 || fail "rt did not end on A"
+got=$("$pvmigrate" --socket "$A" console rt 2>/dev/null | grep '^workload:')
+[ "$got" = "$want" ] && ok "checksum after $((2 * rounds)) moves: $got" || fail "rt: '$got', want '$want'"
 
 # ---- an uncertified peer: refused in the handshake, nothing moves ----
 args="seed=6 steps=6000"

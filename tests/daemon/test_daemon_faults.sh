@@ -1,0 +1,226 @@
+#!/bin/sh
+# test_daemon_faults.sh: a live move between two pvmigrated with a fault (link cut, target killed, record corrupted) at every protocol step: the source guest runs on, the target holds nothing; then a real move and the right checksum
+#
+# Usage: test_daemon_faults.sh PVMIGRATED PVMIGRATE PVGUEST GUEST_ELF WORKLOAD_REF
+#
+# The faults come from pvmigrated's test-only hook (daemon/fault_inject.h):
+# the target daemon B is restarted with PVMIGRATED_TEST_FAULT set for each
+# target-side fault; the source daemon A, which holds the one guest all
+# along, reads its fault from the file named by PVMIGRATED_TEST_FAULT_FILE.
+set -u
+pvmigrated=$1 pvmigrate=$2 pvguest=$3 guest=$4 ref=$5
+. "$(dirname "$0")/lib.sh"
+
+[ -c /dev/kvm ] || { echo "SKIP: no /dev/kvm (no KVM host here)"; exit 77; }
+command -v openssl >/dev/null || { echo "SKIP: no openssl to make the test certificates"; exit 77; }
+command -v pgrep >/dev/null || { echo "SKIP: no pgrep"; exit 77; }
+
+certs=$(dirname "$0")/../../scripts/tls-certs.sh
+"$certs" "$T" ca a b || { echo "FAIL: openssl could not make the certificates"; exit 1; }
+
+t0=$(date +%s)
+base=$((20000 + $$ % 20000))
+A=$T/a.sock B=$T/b.sock
+PA=127.0.0.1:$base PB=127.0.0.1:$((base + 1))
+# B's receivers run under their own name, so that pgrep finds exactly them
+ln -s "$(realpath "$pvguest")" "$T/b-pvguest"
+for n in a b; do
+	{
+		echo "socket = $T/$n.sock"
+		echo "tls_cert = $T/$n.crt"
+		echo "tls_key = $T/$n.key"
+		echo "tls_ca = $T/ca.crt"
+	} >"$T/$n.conf"
+done
+echo "listen = $PA" >>"$T/a.conf"
+{ echo "listen = $PB"; echo "pvguest = $T/b-pvguest"; } >>"$T/b.conf"
+
+# the hook refuses what it cannot read, before anything starts
+out=$(PVMIGRATED_TEST_FAULT=melt@offer "$pvmigrated" --config "$T/b.conf" --check-config 2>&1)
+[ $? = 2 ] && echo "$out" | grep -q "PVMIGRATED_TEST_FAULT=melt@offer: ACTION is" &&
+	ok "a bad fault spec stops the daemon: $out" || fail "bad fault spec: $out"
+
+: >"$T/a.fault"
+export PVMIGRATED_TEST_FAULT_FILE="$T/a.fault"
+start_daemon a --config "$T/a.conf"
+unset PVMIGRATED_TEST_FAULT_FILE
+
+nb=0 bname="" bfault=""
+# start_b [SPEC]: a fresh target daemon, with the fault SPEC if given
+start_b() {
+	if [ -n "$bname" ] && alive "$bname"; then
+		kill "$(eval echo \$pid_$bname)"
+		wait "$(eval echo \$pid_$bname)" 2>/dev/null
+	fi
+	nb=$((nb + 1))
+	bname=b$nb
+	bfault=${1:-}
+	if [ -n "${1:-}" ]; then
+		export PVMIGRATED_TEST_FAULT="$1"
+		start_daemon "$bname" --config "$T/b.conf"
+		unset PVMIGRATED_TEST_FAULT
+		grep -q "TEST FAULT HOOK ON: $1" "$T/$bname.log" || fail "$bname: hook not on for $1"
+	else
+		start_daemon "$bname" --config "$T/b.conf"
+	fi
+}
+
+last_tick() {
+	"$pvmigrate" --socket "$A" console dom1 2>/dev/null | grep '^tick=' | tail -n 1
+}
+
+# the guest still makes progress on A: a progress line newer than $1
+progressing() {
+	i=0
+	while [ $i -lt 40 ]; do
+		[ "$(last_tick)" != "$1" ] && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+b_guests() {
+	"$pvmigrate" --socket "$B" list 2>&1 | tail -n +2 | tr -s ' \n' ' '
+}
+
+b_procs() {
+	pgrep -f "$T/b-pvguest" | tr '\n' ' '
+}
+
+# B (or what is left of it) holds no guest and no receiver
+b_empty() {
+	i=0
+	while [ $i -lt 50 ]; do
+		if [ -z "$(b_procs)" ] && { ! alive "$bname" ||
+			[ -z "$(b_guests)" ]; }; then
+			return 0
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# ---- the guest ----
+# 64 MiB keeps each attempt short.  The workload must outlast the matrix
+# (about a second per combination) but not by much: a short run first
+# measures how many steps this host does per second, and the guest is
+# given about LIFE seconds of them.
+life=100
+if [ -z "${FAULT_GUEST_STEPS:-}" ]; then
+	"$pvmigrate" --socket "$A" boot --name cal --vcpus 2 --memory 64M "$guest" seed=5 steps=20000 \
+		>/dev/null || fail "boot the calibration guest"
+	tc=$(date +%s.%N)
+	wait_state "$A" cal exited 60 || fail "the calibration guest did not end"
+	FAULT_GUEST_STEPS=$(awk "BEGIN { s = int(20000 * $life / ($(date +%s.%N) - $tc));
+		print (s < 50000 ? 50000 : s > 5000000 ? 5000000 : s) }")
+	"$pvmigrate" --socket "$A" destroy cal >/dev/null
+fi
+args="seed=5 steps=$FAULT_GUEST_STEPS"
+echo "guest: $args (about $life s here)"
+"$pvmigrate" --socket "$A" boot --vcpus 2 --memory 64M "$guest" $args >/dev/null || fail "boot on A"
+wait_console "$A" dom1 "tick=" 30 || { fail "no progress on A"; finish; }
+
+pass=0 window=0
+# attempt SIDE SPEC: one migration with the fault SPEC on SIDE (source|target)
+attempt() {
+	side=$1 spec=$2
+	if [ "$(state "$A" dom1)" != running ]; then
+		fail "dom1 on A is $(state "$A" dom1) before $spec on the $side: the workload ended" \
+			"before the matrix (raise FAULT_GUEST_STEPS)"
+		finish
+	fi
+	ta=$(date +%s.%N)
+	if [ "$side" = target ]; then
+		start_b "$spec"
+	else
+		# a target without a fault of its own
+		{ alive "$bname" && [ -z "$bfault" ]; } || start_b
+		echo "$spec" >"$T/a.fault"
+	fi
+	before=$(last_tick)
+	out=$("$pvmigrate" --socket "$A" --from native --to native --dest "$PB" dom1 2>&1)
+	rc=$?
+	: >"$T/a.fault"
+	what="$spec on the $side"
+	bad=0
+	if [ $rc = 0 ]; then
+		fail "$what: the move succeeded: $out"
+		finish # the guest left A: nothing after this would mean anything
+	fi
+	echo "$out" | grep -qiE "frozen|fail|refus|cut|closed|garbage|garbled|reply|answer" ||
+		{ fail "$what: rc $rc, the message names no failure: $out"; bad=1; }
+	# a corrupted message must be refused by its reader, and say so
+	case $spec in
+	corrupt@offer) want_msg="refused: peer request" ;;
+	corrupt@accept) want_msg="peer response" ;;
+	corrupt@header) want_msg="refused: .*STREAM_HEADER: bad magic" ;;
+	corrupt@pages) want_msg="refused: .*PAGE_BATCH: reserved word" ;;
+	corrupt@machine) want_msg="refused: .*MACHINE_STATE: reserved flags" ;;
+	corrupt@stats) want_msg="refused: .*STATISTICS: reserved flags" ;;
+	corrupt@end) want_msg="refused: .*END: reserved flags" ;;
+	corrupt@reply) want_msg="garbled reply" ;;
+	*) want_msg= ;;
+	esac
+	[ -z "$want_msg" ] || echo "$out" | grep -q "$want_msg" ||
+		{ fail "$what: the reader's refusal ('$want_msg') is not in: $out"; bad=1; }
+	st=$(state "$A" dom1)
+	[ "$st" = running ] || { fail "$what: A's dom1 is $st"; bad=1; }
+	progressing "$before" || { fail "$what: A's dom1 makes no progress (last: $(last_tick))"; bad=1; }
+	alive a || { fail "$what: daemon A died"; finish; }
+	case $spec in
+	kill-daemon@*)
+		alive "$bname" && { fail "$what: B is still alive"; bad=1; } ;;
+	*)
+		alive "$bname" || { fail "$what: daemon B died"; bad=1; } ;;
+	esac
+	if [ "$side" = source ] && [ "${spec#*@}" = reply ]; then
+		# pvmigrated(8) CAVEATS: the target's OK was on its way when the link
+		# broke at the source; the source resumed, the target runs it too
+		if [ "$(state "$B" dom1)" = running ]; then
+			echo "CAVEAT (documented window): $what: the source resumed dom1 and B runs it too"
+			window=$((window + 1))
+			"$pvmigrate" --socket "$B" destroy dom1 >/dev/null || fail "$what: destroy on B"
+		else
+			echo "note: $what: B does not run dom1 ($(state "$B" dom1)): the window stayed shut"
+		fi
+	fi
+	b_empty || { fail "$what: B holds '$(b_guests)', processes '$(b_procs)'"; bad=1; }
+	if [ $bad = 0 ]; then
+		pass=$((pass + 1))
+		ok "$what ($(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $ta }") s): rc $rc: $(echo "$out" | tail -n 1)"
+	fi
+}
+
+# (the three variables narrow the matrix by hand, when hunting one case)
+steps=${FAULT_STEP_LIST:-offer accept header pages machine stats end reply}
+total=0
+for action in ${FAULT_TARGET_ACTIONS-cut corrupt kill-target kill-daemon}; do
+	for step in $steps; do
+		attempt target "$action@$step"
+		total=$((total + 1))
+	done
+done
+for action in ${FAULT_SOURCE_ACTIONS-cut corrupt}; do
+	for step in $steps; do
+		attempt source "$action@$step"
+		total=$((total + 1))
+	done
+done
+echo "fault matrix: $pass of $total combinations held, $window showed the documented reply window," \
+	"$(($(date +%s) - t0)) s so far"
+
+# ---- the real move, and the workload intact ----
+start_b
+want=$("$ref" $args)
+out=$("$pvmigrate" --socket "$A" --from native --to native --dest "$PB" dom1 2>&1)
+[ $? = 0 ] && ok "A -> B without a fault: $out" || fail "A -> B: $out"
+wait_state "$B" dom1 exited 240 || fail "dom1 did not end on B: $(state "$B" dom1)"
+got=$("$pvmigrate" --socket "$B" console dom1 2>/dev/null | grep '^workload:')
+[ "$got" = "$want" ] && ok "checksum after $total failed moves and one real one: $got" ||
+	fail "got '$got', want '$want'"
+alive a || fail "daemon A died"
+echo "total $(($(date +%s) - t0)) s"
+[ -z "${FAULT_SHOW_LOGS:-}" ] || tail -n +1 "$T"/*.log
+finish
