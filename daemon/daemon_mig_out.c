@@ -332,8 +332,8 @@ void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate
 	}
 	if (g->net[0]) {
 		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
-			   "%s: %s has a NIC (%s), and a NIC's host backend cannot follow the "
-			   "guest to another process yet", no, g->name, g->net);
+			   "%s: %s has a NIC (%s), whose connection cannot follow the guest to "
+			   "another host yet (it moves in place)", no, g->name, g->net);
 		return;
 	}
 	if (!d->tls_client) {
