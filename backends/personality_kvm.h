@@ -18,7 +18,7 @@
  * vm__run).  Report lines print nothing without an attached runtime.
  */
 struct vm_kvm_host_cfg {
-	const char *runtime; /* the runtime ELF */
+	const char *runtime; /* the runtime ELF; NULL: $PVMIGRATE_RUNTIME, this build's, the installed one */
 	const char *net;     /* "socket:PATH", "tap:IFNAME" or NULL: no NIC */
 	int console_fd;      /* where the console ring goes */
 };

@@ -106,8 +106,27 @@ out:
 	return rc;
 }
 
+/* The runtime ELF: the one named, else $PVMIGRATE_RUNTIME, else this
+ * build tree's (a program run from its build directory), else the
+ * installed one; NULL when none exists. */
+static const char *runtime_lookup(const char *given)
+{
+	const char *env = getenv("PVMIGRATE_RUNTIME");
+
+	if (given)
+		return given;
+	if (env && *env)
+		return env;
+	if (access(PVHOST_RUNTIME_BUILD, R_OK) == 0)
+		return PVHOST_RUNTIME_BUILD;
+	if (access(PVHOST_RUNTIME_INSTALLED, R_OK) == 0)
+		return PVHOST_RUNTIME_INSTALLED;
+	return NULL;
+}
+
 int vm__kvm_host_attach(struct vm *vm, const struct vm_kvm_host_cfg *cfg)
 {
+	const char *runtime = runtime_lookup(cfg->runtime);
 	struct kvm_host *h;
 	char err[160];
 
@@ -118,7 +137,11 @@ int vm__kvm_host_attach(struct vm *vm, const struct vm_kvm_host_cfg *cfg)
 				RT_MAX_CPUS, vm->nr_vcpus);
 	if (!vm->ops->clock)
 		return vm__fail(vm, "kvm: the %s backend cannot read the guest clock", vm->ops->name);
-	if (vm__window_create(vm) < 0 || load_runtime(vm, cfg->runtime) < 0)
+	if (!runtime)
+		return vm__fail(vm, "no runtime: neither %s nor %s exists (build it, or name one "
+				"with --runtime or PVMIGRATE_RUNTIME)", PVHOST_RUNTIME_BUILD,
+				PVHOST_RUNTIME_INSTALLED);
+	if (vm__window_create(vm) < 0 || load_runtime(vm, runtime) < 0)
 		return -1;
 	h = calloc(1, sizeof *h);
 	if (!h)

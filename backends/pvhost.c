@@ -113,23 +113,6 @@ struct run_opts {
 	int stats, no_sysfix, kvm;
 };
 
-/* The runtime ELF: --runtime, then $PVMIGRATE_RUNTIME, then the build
- * tree's (a pvhost run from its build directory), then the installed one. */
-static const char *runtime_path(const struct run_opts *o)
-{
-	const char *env = getenv("PVMIGRATE_RUNTIME");
-
-	if (o->runtime)
-		return o->runtime;
-	if (env && *env)
-		return env;
-	if (access(PVHOST_RUNTIME_BUILD, R_OK) == 0)
-		return PVHOST_RUNTIME_BUILD;
-	if (access(PVHOST_RUNTIME_INSTALLED, R_OK) == 0)
-		return PVHOST_RUNTIME_INSTALLED;
-	return NULL;
-}
-
 static int parse_run(int argc, char **argv, struct run_opts *o, int *first_arg)
 {
 	static const char *const available[] = { "kvm", "native" };
@@ -217,11 +200,7 @@ static int setup_kvm(struct vm *vm, const struct run_opts *o, const char *cmdlin
 	struct vm_kvm_host_cfg cfg = { .net = o->net, .console_fd = STDOUT_FILENO };
 
 	*action = "attach the kvm runtime";
-	cfg.runtime = runtime_path(o);
-	if (!cfg.runtime)
-		return vm__fail(vm, "no runtime: neither %s nor %s exists (build it, or name one "
-				"with --runtime or PVMIGRATE_RUNTIME)", PVHOST_RUNTIME_BUILD,
-				PVHOST_RUNTIME_INSTALLED);
+	cfg.runtime = o->runtime; /* NULL: attach looks it up */
 	if (vm__platform_init_ports(vm) < 0) {
 		*action = "create platform";
 		return -1;

@@ -20,7 +20,8 @@
 #include "control.pb-c.h"
 
 #define CTL_PROTO_MAJOR 1u
-#define CTL_PROTO_MINOR 0u
+/* 1: Migrate.runtime (in-place kvm upgrades), MigrateResult.personality */
+#define CTL_PROTO_MINOR 1u
 #define CTL_FRAME_HDR 4u
 #define CTL_MAX_FRAME (1u << 20)	  /* body bytes */
 #define CTL_NAME_MAX 31			  /* guest and personality names */

@@ -362,22 +362,6 @@ struct opts {
 	int linux_boot, kvm;
 };
 
-/* The kvm runtime ELF, looked up as pvhost does; NULL when there is none. */
-static const char *runtime_path(const struct opts *o)
-{
-	const char *env = getenv("PVMIGRATE_RUNTIME");
-
-	if (o->runtime)
-		return o->runtime;
-	if (env && *env)
-		return env;
-	if (access(PVHOST_RUNTIME_BUILD, R_OK) == 0)
-		return PVHOST_RUNTIME_BUILD;
-	if (access(PVHOST_RUNTIME_INSTALLED, R_OK) == 0)
-		return PVHOST_RUNTIME_INSTALLED;
-	return NULL;
-}
-
 /* -1 with why: a usage error (exit 2, reported to the daemon too). */
 static int parse(int argc, char **argv, int receive, struct opts *o, char *why, size_t whylen)
 {
@@ -575,13 +559,7 @@ static int setup_platform(struct vm *vm, const struct opts *o, const char **acti
 		return o->net ? vm__platform_add_nic(vm, o->net) : 0;
 	}
 	*action = "attach the kvm runtime";
-	cfg.runtime = runtime_path(o);
-	if (!cfg.runtime)
-		return vm__fail(vm, "no runtime: neither %s nor %s exists (build it, or name one "
-				"with --runtime or PVMIGRATE_RUNTIME)", PVHOST_RUNTIME_BUILD,
-				PVHOST_RUNTIME_INSTALLED);
-	if (access(cfg.runtime, R_OK) < 0)
-		return vm__fail(vm, "runtime %s: %s", cfg.runtime, strerror(errno));
+	cfg.runtime = o->runtime; /* NULL: attach looks it up, as for pvhost */
 	*action = "create platform";
 	if (vm__platform_init_ports(vm) < 0)
 		return -1;
