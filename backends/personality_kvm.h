@@ -29,6 +29,9 @@ void vm__kvm_host_finish(struct vm *vm);
 void vm__kvm_host_counters(struct vm *vm, char *buf, size_t len);
 /* Lines about the runtime's boot and the NIC, on (out). */
 void vm__kvm_host_report(struct vm *vm, FILE *out);
+/* 1 once the runtime reported its boot (or adoption) done, or without a
+ * runtime; 0 while it still rewrites the guest, when it parks only late. */
+int vm__kvm_host_booted(struct vm *vm);
 /* The retained .pvsites table the runtime was given (guest address and size). */
 int vm__kvm_host_table(struct vm *vm, uint64_t *addr, uint64_t *size);
 /* A copy of vCPU (cpu)'s state block (struct rt_cpu_state); -1 without a runtime. */

@@ -150,7 +150,7 @@ static void boot_check(struct kvm_host *h)
 	} else if (status > 0) {
 		kvm_host__fail(h, "runtime: rang RT_BELL_BOOTED without a final status (%d)", status);
 	} else {
-		h->booted = 1;
+		__atomic_store_n(&h->booted, 1, __ATOMIC_RELEASE);
 		h->sites = h->boot->sites;
 		h->rewritten = h->boot->sites_rewritten;
 	}

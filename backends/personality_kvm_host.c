@@ -351,6 +351,13 @@ void vm__kvm_host_report(struct vm *vm, FILE *out)
 			(unsigned long long)__atomic_load_n(&h->rx_too_long, __ATOMIC_RELAXED));
 }
 
+int vm__kvm_host_booted(struct vm *vm)
+{
+	struct kvm_host *h = kvm_host_of(vm);
+
+	return !h || __atomic_load_n(&h->booted, __ATOMIC_ACQUIRE);
+}
+
 int vm__kvm_host_table(struct vm *vm, uint64_t *addr, uint64_t *size)
 {
 	struct kvm_host *h = kvm_host_of(vm);

@@ -343,6 +343,11 @@ static void *park_thread(void *arg)
 			pthread_cond_timedwait(&pt->cond, &pt->lock, &ts);
 		if (pt->stop)
 			break;
+		/* the runtime's boot-time rewrite is not a parkable phase (it
+		 * parks only when done, seconds on a loaded host): rounds start
+		 * once it said BOOTED */
+		if (!vm__kvm_host_booted(pt->vm))
+			continue;
 		pthread_mutex_unlock(&pt->lock);
 		if (park_round(pt) < 0) {
 			pthread_mutex_lock(&pt->lock);
