@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devstate.h"
@@ -428,6 +429,48 @@ out:
 	return rc;
 }
 
+/*
+ * A native vCPU can stop with an interrupt or exception half delivered
+ * (this host exits in the middle of deliveries): a target of another
+ * personality cannot take such a state.  kvm_vcpu.c already lets a vCPU
+ * finish a delivery before it stops, within a bound; if one still stands
+ * in one, the guest runs on for half a millisecond and is frozen again.
+ * A kvm source stops inside its runtime, which takes no such events.
+ */
+#define FREEZE_TRIES 20
+
+static int event_in_delivery(struct vm *vm)
+{
+	static _Thread_local struct vm_vcpu_state st; /* 4 KiB of XSAVE: not on the stack */
+	unsigned i;
+
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		const struct vm_events *e = &st.events;
+
+		if (vm__get_vcpu_state(vm, i, &st) < 0)
+			return 0; /* the sender reads the state again and says why */
+		if (st.started && (e->exc_injected || e->exc_pending || e->nmi_injected ||
+				   e->nmi_pending || (e->irq_injected && !e->irq_soft)))
+			return 1;
+	}
+	return 0;
+}
+
+static int freeze_between_events(struct vm *vm)
+{
+	struct timespec nap = { 0, 500000 };
+	unsigned i;
+
+	for (i = 0;; i++) {
+		if (vm__pause(vm) < 0)
+			return -1;
+		if (vm->rt || i == FREEZE_TRIES || !event_in_delivery(vm))
+			return 0;
+		vm__resume(vm);
+		nanosleep(&nap, NULL);
+	}
+}
+
 /* kvm: the guest as the bare machine would hold it, out of the runtime. */
 static int take_view(struct sender *s)
 {
@@ -501,7 +544,7 @@ int migrate_send(struct vm *src, const struct stream_io *out, const struct migra
 	memcpy(s.dirty + words, s.dirty, words * sizeof *s.dirty);
 
 	tf = s.tfreeze = vm__now_ns();
-	if (vm__pause(src) < 0) {
+	if (freeze_between_events(src) < 0) {
 		fail(&s, "migrate: freeze: %.200s", src->err);
 		goto failed;
 	}
