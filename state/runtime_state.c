@@ -73,11 +73,31 @@ static void cpu_to_wire(Pvmigrate__RuntimeCpuState *m, uint64_t *regs,
 	DS_SET(m, gdt_limit, s->gdt_limit);
 }
 
+/* The runtime's models as a DeviceSet in w->set (port 0x61 aside: the
+ * RuntimeState carries it in its own field). */
+static void devs_to_wire(struct ds_wire *w, const struct rt_dev_state *d)
+{
+	static const Pvmigrate__DeviceSet set_init = PVMIGRATE__DEVICE_SET__INIT;
+
+	w->set = set_init;
+	w->pic_snap = d->pic;
+	w->pit_snap = d->pit;
+	w->uart_snap = d->uart;
+	w->pci_snap = d->pci;
+	ds_i8259_to_wire(w);
+	ds_i8254_to_wire(w);
+	ds_uart_to_wire(w);
+	ds_pci_to_wire(w);
+	if (d->flags & RT_DEV_STATE_NIC) {
+		w->nic_snap = d->nic;
+		ds_dp83820_to_wire(w);
+	}
+}
+
 int runtime_state_pack(const struct runtime_state *rs, uint8_t **buf, size_t *len, char *why,
 		       size_t whylen)
 {
 	static const Pvmigrate__RuntimeState rs_init = PVMIGRATE__RUNTIME_STATE__INIT;
-	static const Pvmigrate__DeviceSet set_init = PVMIGRATE__DEVICE_SET__INIT;
 	const struct rt_dev_state *d = &rs->dev;
 	struct rs_wire *w;
 	size_t n;
@@ -99,19 +119,7 @@ int runtime_state_pack(const struct runtime_state *rs, uint8_t **buf, size_t *le
 		rs_fail(why, whylen, "out of memory");
 		return -1;
 	}
-	w->ds.set = set_init;
-	w->ds.pic_snap = d->pic;
-	w->ds.pit_snap = d->pit;
-	w->ds.uart_snap = d->uart;
-	w->ds.pci_snap = d->pci;
-	ds_i8259_to_wire(&w->ds);
-	ds_i8254_to_wire(&w->ds);
-	ds_uart_to_wire(&w->ds);
-	ds_pci_to_wire(&w->ds);
-	if (d->flags & RT_DEV_STATE_NIC) {
-		w->ds.nic_snap = d->nic;
-		ds_dp83820_to_wire(&w->ds);
-	}
+	devs_to_wire(&w->ds, d);
 	w->rs = rs_init;
 	DS_SET(&w->rs, abi_version, RT_ABI_VERSION);
 	DS_SET(&w->rs, layout_version, d->version);
@@ -308,7 +316,6 @@ out:
 int runtime_devs_to_devset(const struct rt_dev_state *d, uint8_t **buf, size_t *len, char *why,
 			   size_t whylen)
 {
-	static const Pvmigrate__DeviceSet set_init = PVMIGRATE__DEVICE_SET__INIT;
 	struct ds_wire *w;
 	size_t n;
 
@@ -322,19 +329,7 @@ int runtime_devs_to_devset(const struct rt_dev_state *d, uint8_t **buf, size_t *
 		rs_fail(why, whylen, "out of memory");
 		return -1;
 	}
-	w->set = set_init;
-	w->pic_snap = d->pic;
-	w->pit_snap = d->pit;
-	w->uart_snap = d->uart;
-	w->pci_snap = d->pci;
-	ds_i8259_to_wire(w);
-	ds_i8254_to_wire(w);
-	ds_uart_to_wire(w);
-	ds_pci_to_wire(w);
-	if (d->flags & RT_DEV_STATE_NIC) {
-		w->nic_snap = d->nic;
-		ds_dp83820_to_wire(w);
-	}
+	devs_to_wire(w, d);
 	DS_SET(&w->set, port61, d->sysctl);
 	n = pvmigrate__device_set__get_packed_size(&w->set);
 	if (!(*buf = malloc(n ? n : 1))) {

@@ -360,16 +360,9 @@ static void *vcpu_thread(void *arg)
 		if (vm__vcpu_should_stop(vm)) {
 			io_complete(v);
 			if (event_in_flight(v)) {
+				/* in again as is: no injection, no halt */
 				timer_arm(v, vm__now_ns() + 200000);
-				if (vcpu_enter(v) < 0) {
-					if (errno == EINTR || errno == EAGAIN)
-						continue;
-					crash(v, strerror(errno));
-					break;
-				}
-				if (exit_handle(v) < 0)
-					break;
-				continue;
+				goto enter;
 			}
 			if (at_safe_point(v)) {
 				v->flush_tries = 0;
@@ -408,6 +401,7 @@ static void *vcpu_thread(void *arg)
 		if (v->id != 0)
 			inject(v, ap_kick_vector(v) >= 0, ap_kick_vector);
 		kvm_sysfix__poll(v);
+enter:
 		if (vcpu_enter(v) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
