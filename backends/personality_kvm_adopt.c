@@ -14,10 +14,12 @@
  * Under `native` that is simply the vCPU and device state.  Under `kvm` a
  * parked vCPU stands inside the runtime (RIP in the window, IF = 0, the
  * per-CPU IDT), and the guest's own view is in its state block: the guest
- * view below takes it from there.  Adopting goes the other way: the
- * runtime is loaded into a fresh window, the sites rewritten to kvm by the
- * host, and each vCPU entered at RT_ENTRY_ADOPT, from where the runtime
- * resumes the guest exactly where the state says (docs/RUNTIME.md).
+ * view below takes it from there (a vCPU the freeze left outside the
+ * runtime is taken as KVM holds it, with the virtual IDTR).  Adopting
+ * goes the other way: the runtime is loaded into a fresh window, the sites
+ * rewritten to kvm by the host, and each vCPU entered at RT_ENTRY_ADOPT,
+ * from where the runtime resumes the guest exactly where the state says
+ * (docs/RUNTIME.md).
  */
 
 #define RFLAGS_IF 0x200ull
@@ -174,6 +176,32 @@ static int segment_from_gdt(struct vm *vm, const struct vm_vcpu_state *g, uint16
 	return 0;
 }
 
+/* The runtime's upcall in flight means nothing to the guest. */
+static void drop_upcall(struct vm_vcpu_state *g)
+{
+	if (g->events.irq_injected && g->events.irq_nr == RT_UPCALL_VECTOR)
+		g->events.irq_injected = 0;
+	memset(g->pending_irq_bitmap, 0, sizeof g->pending_irq_bitmap);
+}
+
+/*
+ * An online vCPU that stayed outside the runtime (guest code between
+ * sites, or user mode: the pause found it at a safe point, and the state
+ * request did not need it, docs/RUNTIME.md): its registers are its own,
+ * the real IF is the guest's there; only the IDTR is the runtime's.
+ */
+static int guest_from_kvm(struct vm *vm, unsigned cpu, struct vm_vcpu_state *g,
+			  const struct rt_cpu_state *b)
+{
+	if (g->rip >= RT_WINDOW_BASE && g->rip - RT_WINDOW_BASE < RT_WINDOW_SIZE)
+		return vm__fail(vm, "kvm guest view: vCPU %u stands in the runtime (rip %#llx) "
+				"but is not parked there", cpu, (unsigned long long)g->rip);
+	g->idt.base = b->idt_base;
+	g->idt.limit = b->idt_limit;
+	drop_upcall(g);
+	return 0;
+}
+
 static int guest_from_block(struct vm *vm, unsigned cpu, struct vm_vcpu_state *g,
 			    const struct rt_cpu_state *b)
 {
@@ -181,7 +209,7 @@ static int guest_from_block(struct vm *vm, unsigned cpu, struct vm_vcpu_state *g
 		return vm__fail(vm, "kvm guest view: vCPU %u halted with interrupts off (offline): "
 				"a move cannot carry that yet", cpu);
 	if (b->parked == RT_CPU_PARKED_NO)
-		return vm__fail(vm, "kvm guest view: vCPU %u is not parked in the runtime", cpu);
+		return guest_from_kvm(vm, cpu, g, b);
 	g->gpr[VM_RAX] = b->rax, g->gpr[VM_RBX] = b->rbx, g->gpr[VM_RCX] = b->rcx;
 	g->gpr[VM_RDX] = b->rdx, g->gpr[VM_RSI] = b->rsi, g->gpr[VM_RDI] = b->rdi;
 	g->gpr[VM_RBP] = b->rbp, g->gpr[VM_RSP] = b->rsp;
@@ -195,10 +223,7 @@ static int guest_from_block(struct vm *vm, unsigned cpu, struct vm_vcpu_state *g
 	if (b->cs != g->cs.selector &&
 	    (segment_from_gdt(vm, g, b->cs, &g->cs) < 0 || segment_from_gdt(vm, g, b->ss, &g->ss) < 0))
 		return -1;
-	/* the runtime's upcall in flight means nothing to the guest */
-	if (g->events.irq_injected && g->events.irq_nr == RT_UPCALL_VECTOR)
-		g->events.irq_injected = 0;
-	memset(g->pending_irq_bitmap, 0, sizeof g->pending_irq_bitmap);
+	drop_upcall(g);
 	g->mp_state = 0;
 	return 0;
 }

@@ -290,10 +290,27 @@ static int park_halted(void *opaque, unsigned cpu, uint64_t rip)
 	return in_window(rip) && (parked == RT_CPU_PARKED_REQ || parked == RT_CPU_PARKED_IDLE);
 }
 
+/*
+ * A device-state request is open: any vCPU in the runtime's park loop may
+ * serve it (runtime/common/rt_site.c).  vCPU 0 does when it is there, or
+ * gets there by the upcall its news brings; only when it is not (it may
+ * spin with interrupts off, outside the runtime, on a guest lock that a
+ * parked AP holds) do the parked APs leave their hlt to look (one in user
+ * mode gets the upcall anyway, park_ap_kick).
+ */
+static int state_needs_aps(struct kvm_host *h)
+{
+	return __atomic_load_n(&h->sh->state_req, __ATOMIC_ACQUIRE) != RT_STATE_REQ_NONE &&
+	       cpu_parked(h, 0) == RT_CPU_PARKED_NO;
+}
+
 static int park_waits(void *opaque, unsigned cpu)
 {
 	struct kvm_host *h = opaque;
 
+	if (cpu == 0 ? __atomic_load_n(&h->sh->state_req, __ATOMIC_ACQUIRE) != RT_STATE_REQ_NONE
+		     : state_needs_aps(h))
+		return 0;
 	switch (cpu_parked(h, cpu)) {
 	case RT_CPU_PARKED_REQ: /* until the host withdraws the request */
 		return __atomic_load_n(&h->sh->park_req, __ATOMIC_ACQUIRE) != 0;

@@ -1,4 +1,5 @@
 /* personality_kvm_state.c: the runtime's CPU model and device models out of and into a paused guest (RuntimeState), through the channel's state request */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,10 +12,14 @@
  * The device models live in the runtime's memory, in a layout only that
  * runtime build knows; the host reaches them through the window's
  * device-state area (rt_devstate_abi.h), which the runtime fills or reads
- * when asked (rt_shared.state_req).  It does so on CPU 0 in its park loop,
- * so the request is a resume-and-wait: park_req stays up (state_hold),
- * the vCPUs run on into the runtime and park there, CPU 0 answers once
- * every online vCPU is parked, and a second vm__pause freezes them again.
+ * when asked (rt_shared.state_req).  It does so in its park loop, so the
+ * request is a resume-and-wait: park_req stays up (state_hold), the vCPUs
+ * run on only into the runtime's park loop, the first vCPU in it answers,
+ * and a second vm__pause freezes them again.  It waits for no other vCPU:
+ * one outside the runtime cannot touch a model, one entering it parks
+ * first, and one may never come (it spins with interrupts off on a guest
+ * lock that a parked vCPU holds).  Such a vCPU ends the call where the
+ * pause finds it, outside the runtime, in its own registers.
  */
 
 static int paused(struct vm *vm)
@@ -48,8 +53,71 @@ static int ended(struct vm *vm)
 	return __atomic_load_n(&vm->exit_kind, __ATOMIC_ACQUIRE) != VM_EXIT_NONE;
 }
 
-/* Ask CPU 0's park loop for (req) and wait for its answer; the VM is
- * paused again on return (0), or -1 with vm->err set. */
+static struct rt_cpu_state *cpu_block(struct vm *vm, unsigned cpu)
+{
+	return vm__window(vm, RT_PERCPU_ADDR(cpu) + RT_PERCPU_STATE, sizeof(struct rt_cpu_state));
+}
+
+static const char *park_name(uint32_t parked)
+{
+	static const char *const n[] = { "running", "parked (asked)", "parked (idle)", "offline" };
+
+	return parked < sizeof n / sizeof n[0] ? n[parked] : "parked (unknown kind)";
+}
+
+/*
+ * The runtime did not answer, and the VM is paused again: say, per vCPU,
+ * whether it parked and, for one that did not, where it stands (the
+ * first vCPU in the park loop answers, so none reached it).  A line per
+ * vCPU on stderr (CI logs keep it), and a short form in (out) for the error.
+ */
+static void stuck_report(struct vm *vm, struct kvm_host *h, char *out, size_t len)
+{
+	static _Thread_local struct vm_vcpu_state st; /* 4 KiB of XSAVE: not on the stack */
+	size_t n = 0;
+	unsigned i;
+
+	out[0] = 0;
+	fprintf(stderr, "pvhost: kvm state: no answer: news %#x park_req %u state_req %u, "
+		"%llu upcalls\n", h->sh->news, h->sh->park_req, h->sh->state_req,
+		(unsigned long long)h->sh->upcalls);
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		const struct rt_cpu_state *b = cpu_block(vm, i);
+		uint32_t parked = __atomic_load_n(&b->parked, __ATOMIC_ACQUIRE);
+		const char *where;
+		int upcall;
+
+		if (vm__get_vcpu_state(vm, i, &st) < 0) {
+			fprintf(stderr, "pvhost: kvm state: vCPU %u: its state: %s\n", i, vm->err);
+			continue;
+		}
+		where = st.rip >= RT_WINDOW_BASE && st.rip - RT_WINDOW_BASE < RT_WINDOW_SIZE ?
+				"in the runtime" : st.cs.dpl == 3 ? "in user mode" :
+				!(st.efer & (1u << 10)) || !st.cs.l ? "outside 64-bit mode" :
+				"in guest kernel code";
+		upcall = (st.events.irq_injected && st.events.irq_nr == RT_UPCALL_VECTOR) ||
+			 (st.pending_irq_bitmap[RT_UPCALL_VECTOR / 64] >> (RT_UPCALL_VECTOR % 64) & 1);
+		fprintf(stderr, "pvhost: kvm state: vCPU %u: %s%s, %s at rip %#llx cs %#x rflags %#llx "
+			"(IF %u, vif %u), mp_state %u, interrupt shadow %u, upcall %s, event %s, "
+			"%llu site calls\n", i, b->online ? "online, " : "not online, ",
+			park_name(parked), where, (unsigned long long)st.rip, st.cs.selector,
+			(unsigned long long)st.rflags, (unsigned)(st.rflags >> 9 & 1), b->vif,
+			st.mp_state, st.events.irq_shadow, upcall ? "queued" : "none",
+			st.events.exc_injected || st.events.exc_pending ? "exception" :
+			st.events.irq_injected ? "interrupt" : "none",
+			(unsigned long long)b->site_calls);
+		if (!st.started || !b->online || parked != RT_CPU_PARKED_NO || n + 1 >= len)
+			continue;
+		n += (size_t)snprintf(out + n, len - n, "%svCPU %u never parked: %s at rip %#llx, "
+				      "IF %u", n ? "; " : "", i, where, (unsigned long long)st.rip,
+				      (unsigned)(st.rflags >> 9 & 1));
+		if (n >= len)
+			n = len - 1;
+	}
+}
+
+/* Ask the runtime's park loop for (req) and wait for its answer; the VM
+ * is paused again on return (0), or -1 with vm->err set. */
 static int state_request(struct vm *vm, struct kvm_host *h, uint32_t req, const char *what)
 {
 	struct rt_shared *sh = h->sh;
@@ -71,11 +139,15 @@ static int state_request(struct vm *vm, struct kvm_host *h, uint32_t req, const 
 	if (rc < 0)
 		return -1; /* vm__pause said why (the guest ended, a vCPU did not park) */
 	if (__atomic_load_n(&sh->state_req, __ATOMIC_ACQUIRE) != RT_STATE_REQ_NONE) {
-		/* paused now: CPU 0 cannot take it any more */
+		char why[160];
+
+		stuck_report(vm, h, why, sizeof why);
+		/* paused now: no vCPU can take it any more */
 		__atomic_store_n(&sh->state_req, RT_STATE_REQ_NONE, __ATOMIC_RELEASE);
-		return vm__fail(vm, "kvm state %s: the runtime did not answer within %llu s (a vCPU "
-				"that never enters the runtime, e.g. an AP in user mode, keeps CPU 0 "
-				"from serving it)", what, VM_STATE_TIMEOUT_NS / 1000000000u);
+		return vm__fail(vm, "kvm state %s: the runtime did not answer within %llu s: %s", what,
+				VM_STATE_TIMEOUT_NS / 1000000000u,
+				why[0] ? why : "vCPUs parked, yet none served it (see the report on "
+				"stderr)");
 	}
 	status = __atomic_load_n(&sh->state_status, __ATOMIC_ACQUIRE);
 	if (status != RT_STATE_OK)
@@ -84,11 +156,6 @@ static int state_request(struct vm *vm, struct kvm_host *h, uint32_t req, const 
 				"(checked against the devices the runtime has); every model kept its "
 				"state" : "");
 	return 0;
-}
-
-static struct rt_cpu_state *cpu_block(struct vm *vm, unsigned cpu)
-{
-	return vm__window(vm, RT_PERCPU_ADDR(cpu) + RT_PERCPU_STATE, sizeof(struct rt_cpu_state));
 }
 
 static struct rt_dev_state *dev_area(struct vm *vm)
@@ -146,7 +213,9 @@ static int cpus_fit(struct vm *vm, const struct runtime_state *rs)
 		int a = park_class(__atomic_load_n(&live->parked, __ATOMIC_ACQUIRE));
 		int b = park_class(want->parked);
 
-		if (live->online != want->online || a != b)
+		/* one outside the runtime in the state may have parked since:
+		 * it ran on from there in place, its block holds its own */
+		if (live->online != want->online || (a != b && !(a == 1 && b == 0)))
 			return vm__fail(vm, "kvm state load: vCPU %u is %s%s here but %s%s in the "
 					"state", i, live->online ? "" : "not online, ", cls[a],
 					want->online ? "" : "not online, ", cls[b]);
@@ -181,9 +250,11 @@ int vm__kvm_state_load(struct vm *vm, const uint8_t *buf, size_t len)
 			 h->nic ? "has one" : "has none");
 		goto out;
 	}
-	/* Devices first: the runtime restores all of them or none.  Every
-	 * vCPU is in the park loop once it answered, so the CPU blocks below
-	 * are not overwritten by a park that is still to come. */
+	/* Devices first: the runtime restores all of them or none.  A vCPU
+	 * parked in the state stays in its park loop (park_req is up), so its
+	 * block below is not overwritten by a park still to come; one outside
+	 * the runtime keeps its registers in the vCPU (only its vif and IDTR
+	 * are the block's). */
 	memcpy(dev_area(vm), &rs->dev, sizeof rs->dev);
 	if (state_request(vm, h, RT_STATE_REQ_RESTORE, "load") < 0 || cpus_fit(vm, rs) < 0)
 		goto out;

@@ -10,12 +10,15 @@
 /*
  * Both need the VM paused (vm__pause) and leave it paused.  Both let the
  * vCPUs run meanwhile, but only into the runtime's park loop (park_req
- * stays up): every online vCPU parks inside the runtime, and CPU 0 saves
- * or restores the device models there once all of them have, so no model
- * changes between the device state and the pause that ends the call.
- * A vCPU that never enters the runtime (interrupts off in a loop without
- * sites; APs get the upcall too while a park is asked) makes the call
- * fail after VM_STATE_TIMEOUT_NS.
+ * stays up), where the first vCPU to arrive saves or restores the device
+ * models; a vCPU that enters the runtime while a park is asked parks
+ * before it touches anything, so no model changes between the device
+ * state and the pause that ends the call.  A vCPU may end the call
+ * outside the runtime (its state block says RT_CPU_PARKED_NO): its
+ * registers are then the vCPU's own.  Only when no vCPU reaches the park
+ * loop at all (every one spinning with interrupts off in a loop without
+ * sites) does the call fail after VM_STATE_TIMEOUT_NS, with a report per
+ * vCPU on stderr.
  * So the guest may advance a little inside the call: read everything else
  * (RAM, the vCPUs' registers) after save returns, and write it after load.
  *

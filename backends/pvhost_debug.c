@@ -339,8 +339,8 @@ static void *park_thread(void *arg)
 		at = vm__now_ns() + (uint64_t)pt->ms * 1000000u;
 		ts.tv_sec = (time_t)(at / 1000000000u);
 		ts.tv_nsec = (long)(at % 1000000000u);
-		while (!pt->stop && vm__now_ns() < at)
-			pthread_cond_timedwait(&pt->cond, &pt->lock, &ts);
+		while (!pt->stop && vm__now_ns() < at) /* vm__now_ns is CLOCK_MONOTONIC */
+			pthread_cond_clockwait(&pt->cond, &pt->lock, CLOCK_MONOTONIC, &ts);
 		if (pt->stop)
 			break;
 		/* the runtime's boot-time rewrite is not a parkable phase (it

@@ -31,6 +31,11 @@ unsigned vm__wake_gen(struct vm *vm)
 	return __atomic_load_n(&vm->wake_gen, __ATOMIC_ACQUIRE);
 }
 
+/* A vm__now_ns() time (CLOCK_MONOTONIC) as the waits below take it:
+ * pthread_cond_clockwait with that clock.  pthread_cond_timedwait would
+ * read it as CLOCK_REALTIME (run_cond's default), long past: every wait
+ * returned at once, a pause re-kicked its vCPUs without pause (a vCPU
+ * inside the runtime crawled to its park) and a halted BSP spun. */
 static void timespec_at(struct timespec *ts, uint64_t ns)
 {
 	ts->tv_sec = (time_t)(ns / 1000000000u);
@@ -48,7 +53,7 @@ static void wait_once(struct vm *vm, uint64_t deadline_ns)
 		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
 	} else {
 		timespec_at(&ts, deadline_ns);
-		pthread_cond_timedwait(&vm->run_cond, &vm->run_lock, &ts);
+		pthread_cond_clockwait(&vm->run_cond, &vm->run_lock, CLOCK_MONOTONIC, &ts);
 	}
 	vm->nr_parked--;
 }
@@ -217,7 +222,7 @@ static int park_wait(struct vm *vm)
 			break;
 		next = now + PARK_KICK_NS;
 		timespec_at(&ts, next < deadline ? next : deadline);
-		pthread_cond_timedwait(&vm->run_cond, &vm->run_lock, &ts);
+		pthread_cond_clockwait(&vm->run_cond, &vm->run_lock, CLOCK_MONOTONIC, &ts);
 		if (vm->nr_parked < (int)vm->nr_vcpus) {
 			pthread_mutex_unlock(&vm->run_lock);
 			vm->ops->kick_all(vm);
@@ -268,7 +273,7 @@ int vm__pause(struct vm *vm)
 		pthread_mutex_lock(&vm->run_lock);
 		while (vm->nr_parked < (int)vm->nr_vcpus) {
 			timespec_at(&ts, vm__now_ns() + PARK_KICK_NS);
-			pthread_cond_timedwait(&vm->run_cond, &vm->run_lock, &ts);
+			pthread_cond_clockwait(&vm->run_cond, &vm->run_lock, CLOCK_MONOTONIC, &ts);
 			if (vm->nr_parked < (int)vm->nr_vcpus) {
 				pthread_mutex_unlock(&vm->run_lock);
 				vm->ops->kick_all(vm);

@@ -55,19 +55,25 @@ static void publish(const struct rt_frame *f, struct rt_cpu_state *st)
 	rt_hw_snapshot(st);
 }
 
-/* CPU 0, parked: the host's device-state request (rt_abi.h, state_req),
- * once no other CPU can touch a model (every online one is parked too). */
+/*
+ * Any CPU in its park loop: the host's device-state request (rt_abi.h,
+ * state_req).  No model can change meanwhile or after: every other CPU is
+ * parked too or runs guest code outside the window, and one that enters
+ * the runtime while a park is asked parks before it touches anything
+ * (rt_site_call, rt_upcall).  So the first parked CPU to look serves it
+ * and waits for no other: one may spin with interrupts off, outside the
+ * runtime, on a guest lock that a parked CPU holds (the reference guest's
+ * console lock did that, and the request timed out).
+ */
 static void park_serve_state(void)
 {
-	if (!__atomic_load_n(&rt_sh->state_req, __ATOMIC_ACQUIRE))
-		return;
-	for (unsigned c = 1; c < RT_MAX_CPUS; c++) {
-		const struct rt_cpu_state *o = rt_cpu_state(c);
+	static uint32_t serving;
 
-		if (o->online && __atomic_load_n(&o->parked, __ATOMIC_ACQUIRE) == RT_CPU_PARKED_NO)
-			return; /* not yet: the host's upcalls bring CPU 0 back here */
-	}
-	rt_dev_state_serve();
+	if (!__atomic_load_n(&rt_sh->state_req, __ATOMIC_ACQUIRE) ||
+	    __atomic_exchange_n(&serving, 1, __ATOMIC_ACQUIRE))
+		return;
+	rt_dev_state_serve(); /* looks at state_req again: another CPU may have served it */
+	__atomic_store_n(&serving, 0, __ATOMIC_RELEASE);
 }
 
 /*
@@ -92,8 +98,7 @@ static void park_at(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu, u
 	if (why == RT_CPU_PARKED_IDLE)
 		rt_hw_idle_wait(cpu);
 	for (;;) {
-		if (cpu == 0)
-			park_serve_state();
+		park_serve_state();
 		if (!__atomic_load_n(&rt_sh->park_req, __ATOMIC_SEQ_CST)) {
 			__atomic_store_n(&st->parked, RT_CPU_PARKED_NO, __ATOMIC_SEQ_CST);
 			if (!__atomic_load_n(&rt_sh->park_req, __ATOMIC_SEQ_CST))
@@ -469,6 +474,16 @@ int rt_site_call(struct rt_frame *f)
 	st->vif = (f->rflags & RF_IF) != 0;
 	if (len < RT_SITE_CALL_LEN + RT_SITE_ARGS_LEN || len > PVSITES_LEN_MAX)
 		rt_fatal("site: bad length in the operand bytes at ", site);
+	/* A park asked before the site ran: park at the site itself, before
+	 * anything changes (a device model above all: the host may be taking
+	 * their state, park_serve_state), and run the site afresh once let go.
+	 * Not before the CPU's first lidt made it a runtime CPU (online): its
+	 * block is no CPU model yet, so it parks after the site as before. */
+	if (st->online && park_requested()) {
+		f->rip = site;
+		park(f, st, cpu, RT_CPU_PARKED_REQ);
+		return resume(f, st);
+	}
 	f->rip = site + len;
 	switch (kind) {
 	case PVSITE_CLI:

@@ -176,9 +176,11 @@ struct rt_shared {
 	uint64_t frames_tx, frames_rx, frames_rx_held;
 	uint64_t kind_calls[64]; /* site calls per site kind */
 	/* Added at the end (ABI 1 stays valid: a host that never sets
-	 * state_req sees no change).  Host -> runtime, only while every vCPU
-	 * is parked and park_req stays set: RT_STATE_REQ_* for CPU 0's park
-	 * loop; the runtime answers in state_status and clears state_req. */
+	 * state_req sees no change).  Host -> runtime, only while park_req
+	 * stays set and every vCPU is parked or stopped at a safe point:
+	 * RT_STATE_REQ_* for the park loop, where the first CPU to look
+	 * serves it (a CPU entering the runtime meanwhile parks before it
+	 * touches anything); it answers in state_status and clears state_req. */
 	volatile uint32_t state_req;
 	volatile int32_t state_status; /* RT_STATE_* */
 };

@@ -106,7 +106,7 @@ void rt_fatal(const char *msg, uint64_t value)
 
 static int fake_pending;
 static uint8_t fake_vector = 0x20;
-static unsigned polls, flushes, dev_writes;
+static unsigned polls, flushes, dev_writes, park_on_write;
 static uint32_t dev_last_port, dev_last_val;
 static uint64_t dev_last_gpa;
 
@@ -117,6 +117,10 @@ int rt_dev_pio(unsigned port, unsigned size, int is_write, uint32_t *val)
 		return 0;
 	dev_last_port = port;
 	if (is_write) {
+		if (park_on_write) {
+			shared.park_req = 1;
+			park_on_write = 0;
+		}
 		dev_writes++;
 		dev_last_val = *val;
 	} else {
@@ -143,7 +147,12 @@ uint8_t rt_dev_irq_ack(void)
 	return fake_vector;
 }
 void rt_dev_flush(void) { flushes++; }
-void rt_dev_state_serve(void) {}
+static unsigned serves;
+void rt_dev_state_serve(void)
+{
+	serves++;
+	shared.state_req = RT_STATE_REQ_NONE;
+}
 uint64_t rt_now_ns(void) { return 0; }
 
 /* ---- helpers */
@@ -342,22 +351,53 @@ static void test_park(void)
 	uint64_t sp = STACK_TOP - 0x200;
 
 	reset();
+	states[0].online = 1;
 	shared.park_req = 1;
 	idle_action = clear_park;
 	put_site(CODE, PVSITE_CLI, 16, PVSITES_NONE, 0, 0, 0);
 	f = frame_at(CODE, sp);
 	f.rax = 1;
 	f.r15 = 0xf15;
+	f.rflags |= RF_IF;
 	rc = call(&f, &how);
-	CHECK(rc == RT_EXIT_RESUME && idle_parked_seen == RT_CPU_PARKED_REQ && idle_waits == 1,
+	CHECK(rc == RT_EXIT_RESUME_STI && idle_parked_seen == RT_CPU_PARKED_REQ && idle_waits == 1,
 	      "parked on request");
-	CHECK(states[0].rip == CODE + 16 && states[0].r15 == 0xf15 && states[0].cr3 == fake_cr3 &&
-		      states[0].parked == RT_CPU_PARKED_NO,
-	      "park point: rip 0x%llx", (unsigned long long)states[0].rip);
-	CHECK(f.rax == 0x77 && resumed_rip(&f) == CODE + 16, "registers reloaded from the state block");
+	/* asked before the site ran: the park point is the site, which runs
+	 * afresh once let go (nothing of it happened: vif still 1) */
+	CHECK(states[0].rip == CODE && states[0].r15 == 0xf15 && states[0].cr3 == fake_cr3 &&
+		      states[0].parked == RT_CPU_PARKED_NO && states[0].vif == 1,
+	      "park point: rip 0x%llx vif %u", (unsigned long long)states[0].rip, states[0].vif);
+	CHECK(f.rax == 0x77 && resumed_rip(&f) == CODE, "registers reloaded from the state block");
+
+	/* a CPU before its first lidt (not online): its block is no CPU model
+	 * yet, so the site runs and it parks after it */
+	reset();
+	shared.park_req = 1;
+	idle_action = clear_park;
+	put_site(CODE, PVSITE_CLI, 16, PVSITES_NONE, 0, 0, 0);
+	f = frame_at(CODE, sp);
+	f.rflags |= RF_IF;
+	rc = call(&f, &how);
+	CHECK(rc == RT_EXIT_RESUME && states[0].rip == CODE + 16 && states[0].vif == 0 &&
+		      resumed_rip(&f) == CODE + 16,
+	      "not online: parked after the site (rip 0x%llx)", (unsigned long long)states[0].rip);
+
+	/* asked while the site runs (the host sets it during the work): the
+	 * park point is the site's end, after its effect */
+	reset();
+	states[0].online = 1;
+	idle_action = clear_park;
+	park_on_write = 1; /* the fake device asks the park during the out */
+	put_site(CODE, PVSITE_OUT, 24, 0, 0x21, 1, PVSITE_F_IMM);
+	f = frame_at(CODE, sp);
+	rc = call(&f, &how);
+	CHECK(rc == RT_EXIT_RESUME && idle_parked_seen == RT_CPU_PARKED_REQ &&
+		      dev_writes == 1 && states[0].rip == CODE + 24 && resumed_rip(&f) == CODE + 24,
+	      "a park asked during the site: park point rip 0x%llx", (unsigned long long)states[0].rip);
 
 	/* iret parks at the site itself, before the frame is used */
 	reset();
+	states[0].online = 1;
 	shared.park_req = 1;
 	idle_action = clear_park;
 	put_site(CODE, PVSITE_IRET, 16, PVSITES_NONE, 0, 8, 0);
@@ -365,8 +405,36 @@ static void test_park(void)
 	fr[0] = 0x40001000; fr[1] = 0x2b; fr[2] = 0x202; fr[3] = 0x401ff000; fr[4] = 0x23;
 	f = frame_at(CODE, sp);
 	rc = call(&f, &how);
-	CHECK(states[0].rip == CODE && states[0].rsp == sp && rc == RT_EXIT_IRET,
-	      "iret park point is the site (rip 0x%llx rc %d)", (unsigned long long)states[0].rip, rc);
+	CHECK(states[0].rip == CODE && states[0].rsp == sp && rc == RT_EXIT_RESUME &&
+		      resumed_rip(&f) == CODE,
+	      "iret park point is the site, run afresh (rip 0x%llx rc %d)",
+	      (unsigned long long)states[0].rip, rc);
+}
+
+/* A device-state request is served by whichever CPU is in its park loop,
+ * without waiting for the others: here CPU 1, while CPU 0 runs on
+ * outside the runtime (it may spin on a guest lock CPU 1 holds). */
+static void test_park_serves_state(void)
+{
+	struct rt_frame f;
+	int how, rc;
+
+	reset();
+	serves = 0;
+	fake_cpu = 1;
+	states[0].online = states[1].online = 1;
+	states[0].parked = RT_CPU_PARKED_NO;
+	shared.park_req = 1;
+	shared.state_req = RT_STATE_REQ_SAVE;
+	idle_action = clear_park;
+	put_site(CODE, PVSITE_OUT, 24, 0, 0x21, 1, PVSITE_F_IMM);
+	f = frame_at(CODE, STACK_TOP - 0x200);
+	rc = call(&f, &how);
+	CHECK(rc == RT_EXIT_RESUME && serves == 1 && shared.state_req == RT_STATE_REQ_NONE &&
+		      dev_writes == 0 && states[1].rip == CODE,
+	      "CPU 1 serves the request at once, parked before its out (serves %u, writes %u)",
+	      serves, dev_writes);
+	fake_cpu = 0;
 }
 
 static void test_pio(void)
@@ -698,6 +766,7 @@ int main(void)
 	test_vif();
 	test_hlt();
 	test_park();
+	test_park_serves_state();
 	test_pio();
 	test_mmio();
 	test_idtr();

@@ -1,0 +1,170 @@
+/* test_rt_freeze.c: a 2-vCPU guest under the kvm runtime frozen over and over the way a migration's freeze does it (pause + guest view), until the time is up; every freeze must succeed and the workload must end with workload_ref's checksum */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "personality_kvm.h"
+#include "personality_kvm_adopt.h"
+#include "rt_abi.h"
+
+/*
+ * Why: a freeze of a kvm source used to time out now and then (daemon-
+ * migrate, ~1 move in 20): the guest's console lock is taken with
+ * interrupts off, so a CPU that parked in the runtime while holding it
+ * (inside a UART site) left the other CPU spinning on it with IF = 0,
+ * where no upcall and no site could take it into the runtime, and the
+ * device-state request waited for that CPU until its 20 s ran out.  Both
+ * CPUs print a progress line every second, so the window is a few tens of
+ * ms a second: hundreds of freezes at random moments meet it many times.
+ *
+ * Each round: a random nap of 1-12 ms, vm__pause, vm__kvm_guest_view
+ * (the device state through the runtime, every vCPU's guest view),
+ * checks on the view, vm__resume.  FREEZE_SECONDS of that (default 12,
+ * or argv[4]) or until the guest ends (after MIN_FREEZES at least), then
+ * the guest runs to its end: the console must hold workload_ref's line
+ * and the guest must power off with 0.
+ */
+#define ARGS "seed=9 steps=60000"
+#define FREEZE_SECONDS 12
+#define MIN_FREEZES 100
+
+static void *runner(void *arg)
+{
+	vm__run(arg);
+	return NULL;
+}
+
+static int fail(const char *what, const char *why)
+{
+	fprintf(stderr, "test_rt_freeze: %s failed: %s\n", what, why);
+	return 1;
+}
+
+static int in_window(uint64_t a)
+{
+	return a >= RT_WINDOW_BASE && a - RT_WINDOW_BASE < RT_WINDOW_SIZE;
+}
+
+int main(int argc, char **argv)
+{
+	static struct vm_vcpu_state view[2];
+	char cause[512], cmdline[512], want[256], text[65536];
+	struct vm_kvm_host_cfg cfg = { .console_fd = -1 };
+	struct rt_cpu_state blk;
+	unsigned seconds = FREEZE_SECONDS, unparked = 0, stuck[2] = { 0, 0 }, freezes = 0, i;
+	uint64_t t0, t, worst = 0, total = 0;
+	uint8_t *dev;
+	size_t devlen;
+	struct vm *vm;
+	pthread_t th;
+	FILE *ref, *con;
+	int k;
+
+	if (argc != 4 && argc != 5)
+		return fail("usage", "test_rt_freeze GUEST-ELF WORKLOAD-REF RUNTIME-ELF [SECONDS]");
+	if (argc == 5)
+		seconds = (unsigned)atoi(argv[4]);
+	if (access("/dev/kvm", R_OK | W_OK) < 0) {
+		printf("SKIP: /dev/kvm: %s (no KVM host here)\n", strerror(errno));
+		return 77;
+	}
+	snprintf(cmdline, sizeof cmdline, "%s " ARGS, argv[2]);
+	ref = popen(cmdline, "r");
+	if (!ref || !fgets(want, sizeof want, ref))
+		return fail("workload_ref", cmdline);
+	pclose(ref);
+	con = tmpfile();
+	vm = vm__create(&vm_kvm_ops, 64ull << 20, 2, cause, sizeof cause);
+	if (!vm || !con)
+		return fail("create VM", vm ? "tmpfile" : cause);
+	cfg.runtime = argv[3];
+	cfg.console_fd = fileno(con);
+	snprintf(cmdline, sizeof cmdline, "%s " ARGS, argv[1]);
+	if (vm__platform_init_ports(vm) < 0 || vm__kvm_host_attach(vm, &cfg) < 0 ||
+	    vm__kvm_host_boot(vm, argv[1], cmdline) < 0)
+		return fail("boot under kvm", vm->err);
+	pthread_create(&th, NULL, runner, vm);
+	/* both CPUs in their workload: the AP says so before ring 3 */
+	for (k = 0; k < 3000; k++) {
+		memset(text, 0, sizeof text);
+		if (pread(fileno(con), text, sizeof text - 1, 0) > 0 && strstr(text, "smp: cpu 1 up"))
+			break;
+		nanosleep(&(struct timespec){ 0, 10 * 1000000 }, NULL);
+	}
+	if (k == 3000)
+		return fail("boot", "CPU 1 did not come up within 30 s");
+	srand(1);
+	t0 = vm__now_ns();
+	while (vm__now_ns() - t0 < seconds * 1000000000ull) {
+		nanosleep(&(struct timespec){ 0, (1 + rand() % 12) * 1000000 }, NULL);
+		if (vm__pause(vm) < 0) {
+			if (vm->exit_kind == VM_EXIT_NONE)
+				return fail("vm__pause", vm->err);
+			break; /* the guest finished: enough if the rounds were many */
+		}
+		/* who stood outside the runtime at the pause (the view may park it) */
+		for (i = 0; i < 2; i++)
+			if (vm__kvm_host_cpu_state(vm, i, &blk) == 0 && blk.online &&
+			    blk.parked == RT_CPU_PARKED_NO) {
+				unparked++;
+				break;
+			}
+		t = vm__now_ns();
+		if (vm__kvm_guest_view(vm, view, &dev, &devlen) < 0)
+			return fail("freeze", vm->err);
+		t = vm__now_ns() - t;
+		total += t;
+		worst = t > worst ? t : worst;
+		free(dev);
+		for (i = 0; i < 2; i++)
+			if (in_window(view[i].rip) || in_window(view[i].idt.base)) {
+				snprintf(cause, sizeof cause, "vCPU %u's view stands in the runtime's "
+					 "window (rip %#llx, idt %#llx)", i,
+					 (unsigned long long)view[i].rip,
+					 (unsigned long long)view[i].idt.base);
+				return fail("guest view", cause);
+			}
+		/* what the old protocol waited for in vain: a vCPU outside the
+		 * runtime with interrupts off after the request was served */
+		for (i = 0; i < 2; i++)
+			if (vm__kvm_host_cpu_state(vm, i, &blk) == 0 && blk.online &&
+			    blk.parked == RT_CPU_PARKED_NO && view[i].cs.dpl == 0 &&
+			    !(view[i].rflags & 0x200))
+				stuck[i]++;
+		freezes++;
+		vm__resume(vm);
+	}
+	printf("test_rt_freeze: %u freezes in %.1f s (%u with a vCPU outside the runtime at the "
+	       "pause; left there in guest kernel code with interrupts off: vCPU 0 %u times, "
+	       "vCPU 1 %u times), view %.1f ms mean, %.1f ms worst\n", freezes,
+	       (double)(vm__now_ns() - t0) / 1e9, unparked, stuck[0], stuck[1],
+	       freezes ? (double)total / freezes / 1e6 : 0.0,
+	       (double)worst / 1e6);
+	if (freezes < MIN_FREEZES) {
+		snprintf(cause, sizeof cause, "only %u freezes (want %u): the guest ended early "
+			 "(give it more steps) or each freeze took too long", freezes, MIN_FREEZES);
+		return fail("rounds", cause);
+	}
+	pthread_join(th, NULL);
+	vm__kvm_host_finish(vm);
+	memset(text, 0, sizeof text);
+	if (pread(fileno(con), text, sizeof text - 1, 0) < 0)
+		return fail("console", strerror(errno));
+	if (vm->exit_kind != VM_EXIT_POWEROFF || vm->exit_status != 0) {
+		fprintf(stderr, "%s\n", text);
+		return fail("guest", vm->exit_kind == VM_EXIT_POWEROFF ? "powered off with failure"
+									: vm->err);
+	}
+	if (!strstr(text, want)) {
+		fprintf(stderr, "%s\n", text);
+		return fail("checksum", want);
+	}
+	printf("test_rt_freeze: ok: %s", want);
+	vm__destroy(vm);
+	return 0;
+}
