@@ -154,6 +154,7 @@ struct vm {
 
 	uint8_t *mem;      /* guest RAM: gpa 0 .. mem_size-1 */
 	uint64_t mem_size; /* multiple of 2 MiB, at most VM_MAX_RAM */
+	int mem_fd;        /* the memory file behind mem (memfd), -1 once given up */
 	unsigned nr_vcpus;
 
 	/* Device lock: held around every device callback (I/O, irq, timer).
@@ -238,6 +239,29 @@ struct vm *vm__create(const struct vm_ops *ops, uint64_t mem_size, unsigned nr_v
 void vm__destroy(struct vm *vm);
 /* Host pointer for [gpa, gpa+len), NULL if not all of it is RAM. */
 void *vm__gpa(struct vm *vm, uint64_t gpa, uint64_t len);
+/*
+ * Guest RAM is a memfd mapped MAP_SHARED (vm->mem_fd), so that another
+ * process can run the very same pages (in-place moves, migrate_shared.c).
+ * vm__ram_share maps the memory file fd (mem_size bytes) at vm->mem in
+ * place of what was there (same address: the memory slot follows) and
+ * takes fd; private_view maps it copy-on-write, so that nothing written
+ * here reaches the file (a target before its commit).  vm__ram_detach puts
+ * fresh anonymous memory there and closes the file: nothing this VM does
+ * afterwards can touch the guest (a source after the move, a target that
+ * failed).  0, or -1 with vm->err.
+ */
+int vm__ram_share(struct vm *vm, int fd, int private_view);
+void vm__ram_detach(struct vm *vm);
+/*
+ * Whether guest page gfn may hold data: 0 only if it is a hole of the
+ * memory file (never written, reads as zero), known without reading it.
+ * e caches the extent found last; zero it before the first call.
+ */
+struct vm_ram_extent {
+	uint64_t first, end; /* gfns [first, end) */
+	int data;
+};
+int vm__ram_touched(struct vm *vm, uint64_t gfn, struct vm_ram_extent *e);
 /* Create the runtime window (zeroed) and its memory slot; RAM must end
  * at or below RT_WINDOW_BASE.  Before vm__run. */
 int vm__window_create(struct vm *vm);
@@ -363,6 +387,16 @@ void vm__platform_nic_thaw(struct vm *vm);
 int vm__platform_nic_held(struct vm *vm, int (*fn)(void *ctx, const uint8_t *frame, size_t len),
 			  void *ctx);
 int vm__platform_nic_hold_frame(struct vm *vm, const uint8_t *frame, size_t len);
+/*
+ * A move to another host (migrate_late.c).  recv_frozen reads the frozen
+ * NIC's backend itself (the source forwarding its late frames): waits at
+ * most timeout_ms; the frame's length (more than cap: it was cut, drop
+ * it), 0 when none came, -1 when the backend ended (errno EPIPE: the far
+ * end closed it) or failed.  send puts a frame of the host's own (the
+ * target's announce) on the NIC's wire; 0, or -1 with vm->err.
+ */
+ssize_t vm__platform_nic_recv_frozen(struct vm *vm, void *buf, size_t cap, int timeout_ms);
+int vm__platform_nic_send(struct vm *vm, const void *frame, size_t len);
 /*
  * Same-host migration: the target's NIC takes over the source's host
  * backend (the socket the peer already talks to), so frames that arrived

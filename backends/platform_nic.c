@@ -371,6 +371,51 @@ static struct net_backend *nic_backend(struct vm *vm)
 	return p && p->nic ? &p->nic->net : NULL;
 }
 
+ssize_t vm__platform_nic_recv_frozen(struct vm *vm, void *buf, size_t cap, int timeout_ms)
+{
+	struct net_backend *nb = nic_backend(vm);
+	struct platform *p = platform_of(vm);
+	struct pollfd pfd;
+	ssize_t n;
+
+	if (!nb || !nb->ops) {
+		errno = ENODEV;
+		return -1;
+	}
+	/* the receive thread is the backend's only other reader */
+	if (!vm->rt && p->nic->thread_ok) {
+		errno = EBUSY;
+		return -1;
+	}
+	pfd = (struct pollfd){ .fd = nb->fd, .events = POLLIN };
+	if (poll(&pfd, 1, timeout_ms) < 0)
+		return errno == EINTR ? 0 : -1;
+	if (!pfd.revents)
+		return 0;
+	n = nb->ops->recv(nb, buf, cap);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	if (n == 0) { /* a tap read of 0: the interface went away */
+		errno = EPIPE;
+		return -1;
+	}
+	return n;
+}
+
+int vm__platform_nic_send(struct vm *vm, const void *frame, size_t len)
+{
+	struct net_backend *nb = nic_backend(vm);
+	int rc;
+
+	if (!nb || !nb->ops)
+		return vm__fail(vm, "net: no NIC to send from");
+	/* the models' own sends hold the device lock: one frame at a time */
+	pthread_mutex_lock(&vm->dev_lock);
+	rc = nb->ops->send(nb, frame, len);
+	pthread_mutex_unlock(&vm->dev_lock);
+	return rc < 0 ? vm__fail(vm, "net: send: %s", strerror(errno)) : 0;
+}
+
 int vm__platform_nic_move_backend(struct vm *dst, struct vm *src)
 {
 	struct net_backend *d = nic_backend(dst), *s = nic_backend(src);

@@ -125,6 +125,10 @@ static void json_response(struct out *o, const Rsp *r)
 			fputs(",\"personality\":", f);
 			json_cstr(f, r->result->personality);
 		}
+		if (r->result->ram && r->result->ram[0]) {
+			fputs(",\"ram\":", f);
+			json_cstr(f, r->result->ram);
+		}
 		fputc('}', f);
 		break;
 	default:
@@ -268,12 +272,22 @@ void out_response(struct out *o, const Rsp *r)
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT:
 		out_end(o);
 		if (!strcmp(o->cmd, "move")) {
+			if (r->result->ram && !strcmp(r->result->ram, "shared")) {
+				fprintf(f, "moved in place: %s now runs on %s: downtime %.3f ms, total "
+					"%.1f ms, RAM shared (0 pages sent, %" PRIu64 " bytes of state)\n",
+					r->result->dest_guest, r->result->personality && r->result->personality[0]
+					? r->result->personality : "its new personality",
+					r->result->downtime_us / 1e3, r->result->total_us / 1e3,
+					r->result->bytes);
+				break;
+			}
 			fprintf(f, "moved in place: %s now runs on %s: downtime %.3f ms, total %.1f ms, "
-				"%.1f MiB in %" PRIu32 " pre-copy rounds\n", r->result->dest_guest,
+				"%.1f MiB in %" PRIu32 " pre-copy rounds%s\n", r->result->dest_guest,
 				r->result->personality && r->result->personality[0]
 					? r->result->personality : "its new personality",
 				r->result->downtime_us / 1e3, r->result->total_us / 1e3,
-				r->result->bytes / 1048576.0, r->result->rounds);
+				r->result->bytes / 1048576.0, r->result->rounds,
+				r->result->ram ? ", RAM copied" : "");
 			break;
 		}
 		fprintf(f, "moved: now %s at the target: downtime %.3f ms, total %.1f ms, %.1f MiB in "

@@ -214,7 +214,9 @@ int ctl_response_check(const Rsp *rsp, char *why, size_t whylen)
 		if (!rsp->result->has_downtime_us || !rsp->result->has_total_us ||
 		    !rsp->result->has_bytes || !ctl_check_guest_name(rsp->result->dest_guest) ||
 		    (rsp->result->personality && rsp->result->personality[0] &&
-		     !ctl_check_personality(rsp->result->personality)))
+		     !ctl_check_personality(rsp->result->personality)) ||
+		    (rsp->result->ram && strcmp(rsp->result->ram, "shared") &&
+		     strcmp(rsp->result->ram, "copied")))
 			return ctl_bad(why, whylen, "result: malformed");
 		return 0;
 	default:
@@ -339,6 +341,8 @@ Pvmigrate__Ctl__PeerRequest *ctl_peer_request_decode(const uint8_t *body, size_t
 			rc = check_image(m->image, why, whylen);
 		if (!rc && m->has_console && m->console.len > CTL_CONSOLE_CHUNK)
 			rc = ctl_bad(why, whylen, "peer: console: over %u bytes", CTL_CONSOLE_CHUNK);
+		if (!rc && !ctl_check_net(m->net))
+			rc = ctl_bad(why, whylen, "peer: net: must be socket:/PATH or tap:IFNAME");
 	}
 	if (rc) {
 		pvmigrate__ctl__peer_request__free_unpacked(req, NULL);

@@ -20,8 +20,11 @@
 #include "control.pb-c.h"
 
 #define CTL_PROTO_MAJOR 1u
-/* 1: Migrate.runtime (in-place kvm upgrades), MigrateResult.personality */
-#define CTL_PROTO_MINOR 1u
+/* 1: Migrate.runtime (in-place kvm upgrades), MigrateResult.personality
+ * 2: PeerMigrate.net (a guest with a NIC moves between daemons) */
+#define CTL_PROTO_MINOR 2u
+/* The oldest target minor that takes a guest with a NIC (PeerMigrate.net). */
+#define CTL_PROTO_MINOR_NET 2u
 #define CTL_FRAME_HDR 4u
 #define CTL_MAX_FRAME (1u << 20)	  /* body bytes */
 #define CTL_NAME_MAX 31			  /* guest and personality names */

@@ -157,10 +157,12 @@ const char *guest_state_name(enum guest_state s);
 
 /* Start a guest for a Boot request; answers c itself (now or once booted). */
 void guest_boot(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__Ctl__Boot *b);
-/* Start pvguest in receive mode on (stream_fd); NULL with why. */
+/* Start pvguest in receive mode on (stream_fd); NULL with why.  net: the
+ * guest's NIC spec ("" none), for which the daemon opens the guest's own
+ * connection here first (the guest comes from another host). */
 struct guest *guest_spawn_receiver(struct daemon *d, const char *name, const char *pers,
 				   unsigned vcpus, uint64_t memory, const char *image,
-				   int stream_fd, char *why, size_t whylen);
+				   const char *net, int stream_fd, char *why, size_t whylen);
 void guest_destroy(struct guest *g, struct conn *c, uint64_t id);
 /* Console: send what is buffered; with follow, keep c waiting. */
 void guest_console(struct guest *g, struct conn *c, uint64_t id, int follow);

@@ -487,6 +487,16 @@ void relay_drop(struct relay *r)
 	free(r);
 }
 
+void relay_detach(struct relay *r)
+{
+	if (!r)
+		return;
+	r->done = NULL;
+	r->kill = NULL;
+	r->ctx = NULL;
+	r->fault = NULL; /* its owner's, going away */
+}
+
 /* ---- frames on the peer link ---- */
 
 void send_frame(struct bufferevent *bev, const ProtobufCMessage *msg)

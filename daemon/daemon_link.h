@@ -85,6 +85,15 @@ struct relay *relay_start(struct daemon *d, struct bufferevent *peer, int local_
 void relay_release(struct relay *r, int forward);
 /* Abandon a relay without calling done (its owner is going away). */
 void relay_drop(struct relay *r);
+/* Let a relay finish on its own, without its owner: what is in flight
+ * still arrives (the source's tail of late frames), no callback, no
+ * fault hook.  The relay frees itself once both sides ended. */
+void relay_detach(struct relay *r);
+
+/* guest_proc.c: "migrate-late" with the stream's fd: after the OK,
+ * pvguest forwards the frames the guest's NIC connection still gets
+ * (its NIC has a new connection on the target); -1 with why. */
+int guest_cmd_migrate_late(struct guest *g, int fd, char *why, size_t whylen);
 
 /* daemon_mig_in.c: the peer listener's accept, and its cleanup */
 void mig_in_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,

@@ -144,8 +144,11 @@ static void mi_request(struct mig_in *mi, const Pvmigrate__Ctl__PeerMigrate *pm)
 		mi_refuse(mi, CTL_ERR_FAILED, "socketpair: %s", strerror(errno));
 		return;
 	}
+	/* with a NIC: our own connection to what the spec names, opened now,
+	 * before the source freezes anything (pvmigrated(8), "NIC") */
 	mi->g = guest_spawn_receiver(d, name, pm->to, pm->vcpus, pm->memory,
-				     pm->image ? pm->image : "", sv[1], why, sizeof why);
+				     pm->image ? pm->image : "", pm->net ? pm->net : "", sv[1], why,
+				     sizeof why);
 	close(sv[1]);
 	if (!mi->g) {
 		close(sv[0]);

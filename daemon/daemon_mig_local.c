@@ -29,8 +29,10 @@ struct mig_local {
 	char src_why[300], dst_why[300];
 	unsigned long long down, total, bytes;
 	unsigned rounds;
+	int ram_shared;			/* the source said "ram shared" */
+	char ram_why[200];		/* why it copies */
 	/* progress */
-	uint64_t t0, estimate, sent, last_sent, last_t, rate;
+	uint64_t t0, estimate, sent, last_sent, last_t, rate, last_start;
 	unsigned round;
 	struct event *tick, *step;
 };
@@ -238,8 +240,8 @@ static void ml_swap(struct mig_local *ml)
 	int dead = in->pid <= 0;
 	pid_t old = g->pid;
 
-	snprintf(mark, sizeof mark, "\npvmigrated: --- %s moved in place: %s -> %s ---\n", g->name,
-		 ml->from, ml->to);
+	snprintf(mark, sizeof mark, "\npvmigrated: --- %s moved in place: %s -> %s (RAM %s) ---\n",
+		 g->name, ml->from, ml->to, ml->ram_shared ? "shared" : "copied");
 	guest_console_put(g, (const uint8_t *)mark, strlen(mark));
 	guest_take_process(g, in);
 	if (old > 0)
@@ -248,8 +250,9 @@ static void ml_swap(struct mig_local *ml)
 	snprintf(g->detail, sizeof g->detail, "moved in place %s -> %s", ml->from, ml->to);
 	g->state = G_RUNNING;
 	dlog("%s: moved in place %s -> %s (pvguest pid %d): downtime %.3f ms, total %.1f ms, "
-	     "%llu bytes, %u rounds", g->name, ml->from, ml->to, (int)g->pid, ml->down / 1e6,
-	     ml->total / 1e6, ml->bytes, ml->rounds);
+	     "%llu bytes, %u rounds, RAM %s%s%s", g->name, ml->from, ml->to, (int)g->pid,
+	     ml->down / 1e6, ml->total / 1e6, ml->bytes, ml->rounds,
+	     ml->ram_shared ? "shared" : "copied", ml->ram_why[0] ? ": " : "", ml->ram_why);
 	res.has_downtime_us = res.has_total_us = res.has_bytes = res.has_rounds = 1;
 	res.downtime_us = ml->down / 1000;
 	res.total_us = ml->total / 1000;
@@ -257,6 +260,7 @@ static void ml_swap(struct mig_local *ml)
 	res.rounds = ml->rounds;
 	res.dest_guest = g->name;
 	res.personality = ml->to;
+	res.ram = ml->ram_shared ? "shared" : "copied";
 	rsp.body_case = PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT;
 	rsp.result = &res;
 	for (c = g->waiters; c; c = next) {
@@ -328,6 +332,17 @@ static void ml_tick(evutil_socket_t fd, short what, void *arg)
 				ml->d->conf.migrate_timeout_ms);
 		return;
 	}
+	/* Shared RAM: after its GO the source waits for the receiver's word
+	 * with no timeout of its own (it must not resume while the receiver
+	 * may write the RAM); ending a receiver that stays silent is ours to
+	 * do.  The source then sees the stream end, puts its sites back and
+	 * resumes. */
+	if (ml->ram_shared && ml->in && ml->in->pid > 0 && !ml->dst_received &&
+	    !ml->src_confirmed && (t - ml->last_start) / 1000000u > ml->d->conf.migrate_timeout_ms) {
+		dlog("%s: in place %s -> %s: the receiver has not finished within %u ms, ending it",
+		     ml->g->name, ml->from, ml->to, ml->d->conf.migrate_timeout_ms);
+		ml_kill_receiver(ml);
+	}
 	if (t > ml->last_t)
 		ml->rate = (ml->sent - ml->last_sent) * 1000000000ull / (t - ml->last_t);
 	ml->last_sent = ml->sent;
@@ -340,14 +355,14 @@ static void ml_start_stream(struct mig_local *ml)
 {
 	char why[300];
 
-	if (guest_cmd_migrate(ml->g, ml->fd, why, sizeof why) < 0) {
+	if (guest_cmd_migrate_local(ml->g, ml->fd, why, sizeof why) < 0) {
 		ml_fail(ml, CTL_ERR_FAILED, "%s; nothing was frozen", why);
 		return;
 	}
 	close(ml->fd);
 	ml->fd = -1;
 	ml->phase = ML_STREAM;
-	ml->last_t = now_ns();
+	ml->last_t = ml->last_start = now_ns();
 	dlog("%s: receiver ready (pid %d); streaming %s -> %s in place", ml->g->name,
 	     (int)ml->in->pid, ml->from, ml->to);
 	ml_progress(ml, "precopy");
@@ -375,7 +390,14 @@ void mig_local_event(struct guest *x, const char *verb, const char *rest)
 		}
 		return;
 	}
-	if (!strcmp(verb, "estimate")) {
+	if (!strcmp(verb, "ram")) {
+		ml->ram_shared = !strcmp(rest, "shared");
+		if (!ml->ram_shared)
+			snprintf(ml->ram_why, sizeof ml->ram_why, "%s",
+				 strncmp(rest, "copied ", 7) ? rest : rest + 7);
+		dlog("%s: in place %s -> %s: RAM %s", x->name, ml->from, ml->to,
+		     ml->ram_shared ? "shared, not copied" : rest);
+	} else if (!strcmp(verb, "estimate")) {
 		ml->estimate = strtoull(rest, NULL, 10);
 	} else if (!strcmp(verb, "sent")) {
 		ml->sent = strtoull(rest, NULL, 10);

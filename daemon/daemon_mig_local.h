@@ -9,8 +9,10 @@
  *   the daemon starts `pvguest receive --personality TO` (the "receiver":
  *   a struct guest of the same name that is not listed), and once its VM
  *   exists ("ready") hands the guest's own pvguest the other end of a
- *   socketpair ("migrate").  The two processes then speak the migrate
+ *   socketpair ("migrate-local").  The two processes then speak the migrate
  *   library's stream and reply directly; the daemon only listens to both.
+ *   The source shares the guest's RAM with the receiver instead of copying
+ *   it ("ram shared", or "ram copied WHY" when it cannot; migrate.h).
  *   The move is over when the source confirmed ("migrated": it got the
  *   target's OK) and the receiver runs the guest ("received"): the
  *   receiver's process, console output and pid become the guest's.  On any
@@ -40,6 +42,9 @@ void mig_local_shutdown(void);
  * default) on stream_fd, as an unlisted guest of the same name. */
 struct guest *guest_spawn_local_receiver(struct guest *g, const char *pers, const char *runtime,
 					 int stream_fd, char *why, size_t whylen);
+/* "migrate-local" with the stream's fd: the receiver is on this host, the
+ * guest's RAM is shared with it if it can be (pvguest says "ram ..."). */
+int guest_cmd_migrate_local(struct guest *g, int fd, char *why, size_t whylen);
 /* Free a receiver (unlisted); its process, if any, is not touched. */
 void guest_free_unlisted(struct guest *in);
 /* Take in's process as g's own: g's old pipes are drained and closed, in's

@@ -146,7 +146,10 @@ static void mo_start_stream(struct mig_out *mo)
 		return;
 	}
 	evutil_make_socket_nonblocking(sv[0]);
-	if (guest_cmd_migrate(mo->g, sv[1], why, sizeof why) < 0) {
+	/* with a NIC, the target has its own connection: after the OK
+	 * pvguest forwards what still reaches ours (the stream's tail) */
+	if ((mo->g->net[0] ? guest_cmd_migrate_late : guest_cmd_migrate)(mo->g, sv[1], why,
+									  sizeof why) < 0) {
 		close(sv[0]);
 		close(sv[1]);
 		mo_fail(mo, CTL_ERR_FAILED, "%s; nothing was frozen", why);
@@ -214,6 +217,16 @@ static void mo_read(struct bufferevent *bev, void *arg)
 		return;
 	}
 	snprintf(mo->target_name, sizeof mo->target_name, "%s", rsp->accept->guest);
+	/* an older target ignores PeerMigrate.net: it would receive a guest
+	 * with no NIC connection (and refuse its NIC state at the end) */
+	if (mo->g->net[0] && rsp->protocol_minor < CTL_PROTO_MINOR_NET) {
+		code = rsp->protocol_minor;
+		ctl_peer_response_free(rsp);
+		mo_fail(mo, CTL_ERR_FAILED, "%s speaks protocol %u.%u, which cannot take a guest "
+			"with a NIC (%u.%u can); nothing was frozen", mo->dest, CTL_PROTO_MAJOR, code,
+			CTL_PROTO_MAJOR, CTL_PROTO_MINOR_NET);
+		return;
+	}
 	ctl_peer_response_free(rsp);
 	mo_start_stream(mo);
 }
@@ -250,6 +263,7 @@ static void mo_event(struct bufferevent *bev, short what, void *arg)
 		pm.image = mo->g->image;
 		pm.console.data = tail;
 		pm.console.len = guest_console_tail(mo->g, tail, sizeof tail);
+		pm.net = mo->g->net; /* the target connects the guest's NIC itself */
 		req.body_case = PVMIGRATE__CTL__PEER_REQUEST__BODY_MIGRATE;
 		req.migrate = &pm;
 		if (fa == FAULT_CORRUPT && (f = ctl_frame_pack(&req.base, &flen))) {
@@ -330,12 +344,6 @@ void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate
 			   g->name);
 		return;
 	}
-	if (g->net[0]) {
-		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
-			   "%s: %s has a NIC (%s), whose connection cannot follow the guest to "
-			   "another host yet (it moves in place)", no, g->name, g->net);
-		return;
-	}
 	if (!d->tls_client) {
 		conn_error(c, id, CTL_ERR_FAILED,
 			   "no TLS configured: tls_cert, tls_key and tls_ca in pvmigrate.conf "
@@ -386,13 +394,28 @@ void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate
 		mo_fail(mo, CTL_ERR_FAILED, "cannot connect to %s; nothing was frozen", mo->dest);
 }
 
+/* pvguest's word for how its tail ended (enum stream_late_how; 0: broke off) */
+static const char *late_how(unsigned how)
+{
+	switch (how) {
+	case 1:
+		return "ended at EOF (the far end closed the old connection)";
+	case 2:
+		return "ended at the bound (the old connection never closed)";
+	case 3:
+		return "ended: reading the old connection failed";
+	}
+	return "the tail broke off (the guest's console says why)";
+}
+
 void mig_out_event(struct guest *g, const char *verb, const char *rest)
 {
 	Pvmigrate__Ctl__ControlResponse rsp = PVMIGRATE__CTL__CONTROL_RESPONSE__INIT;
 	Pvmigrate__Ctl__MigrateResult res = PVMIGRATE__CTL__MIGRATE_RESULT__INIT;
 	struct mig_out *mo = g->mig;
-	unsigned long long down, total, bytes;
-	unsigned rounds, round;
+	unsigned long long down, total, bytes, late = 0;
+	unsigned rounds, round, how = 0;
+	char late_text[120] = "";
 	struct conn *c, *next;
 	int resumed;
 
@@ -428,13 +451,21 @@ void mig_out_event(struct guest *g, const char *verb, const char *rest)
 				resumed ? "was resumed and runs on" : "runs on");
 		return;
 	}
-	/* migrated: the target confirmed */
-	if (sscanf(rest, "%llu %llu %llu %u", &down, &total, &bytes, &rounds) != 4) {
+	/* migrated: the target confirmed; with a NIC, the tail's figures follow */
+	if (sscanf(rest, "%llu %llu %llu %u %llu %u", &down, &total, &bytes, &rounds, &late,
+		   &how) < 4) {
 		down = total = bytes = 0;
 		rounds = 0;
 	}
-	dlog("%s: moved to %s as %s: downtime %.3f ms, total %.1f ms, %llu bytes, %u rounds",
-	     g->name, mo->dest, mo->target_name, down / 1e6, total / 1e6, bytes, rounds);
+	if (g->net[0])
+		snprintf(late_text, sizeof late_text, "; late frames: %llu forwarded, %s", late,
+			 late_how(how));
+	dlog("%s: moved to %s as %s: downtime %.3f ms, total %.1f ms, %llu bytes, %u rounds%s",
+	     g->name, mo->dest, mo->target_name, down / 1e6, total / 1e6, bytes, rounds,
+	     late_text);
+	/* the tail may still be on its way through the relay: it finishes alone */
+	relay_detach(mo->relay);
+	mo->relay = NULL;
 	g->migrated_away = 1;
 	g->state = G_MIGRATED; /* its runner discards the stale copy and exits */
 	snprintf(g->detail, sizeof g->detail, "moved to %.200s as %s", mo->dest,

@@ -14,14 +14,21 @@
  *                          waits for the stream on fd 4
  *   failed WHY             run: the guest could not be started; pvguest
  *                          exits 1
+ *   ram shared | ram copied WHY
+ *                          after migrate-local, before the stream: the
+ *                          guest's RAM is handed over (migrate_shared.c),
+ *                          or copied, and why it cannot be shared
  *   estimate BYTES         before sending: round 0's size (pages not all
  *                          zero), for the progress bar
  *   log TEXT               a line of migrate_send's round log
  *   sent BYTES             stream bytes written so far (every 250 ms and
  *                          at the end), for in-place moves' progress
- *   migrated D T B R       the target confirmed: downtime ns, total ns,
- *                          stream bytes, pre-copy rounds; pvguest ends
- *                          its copy and exits 0
+ *   migrated D T B R [L H] the target confirmed: downtime ns, total ns,
+ *                          stream bytes, pre-copy rounds; after
+ *                          migrate-late also the tail's late frames
+ *                          forwarded and how it ended (enum
+ *                          stream_late_how, 0: it broke off); pvguest
+ *                          ends its copy and exits 0
  *   migrate-failed R WHY   the target did not confirm; R = 1 if the
  *                          guest was resumed (it runs on here)
  *   received               receive: the stream was loaded, confirmed,
@@ -31,6 +38,12 @@
  * daemon -> pvguest
  *   migrate                with one fd (SCM_RIGHTS): the stream socket;
  *                          pvguest sends the guest over it (migrate_send)
+ *   migrate-late           the same, to another host where the guest's NIC
+ *                          has a new connection: after the OK, pvguest
+ *                          forwards what its own still receives (the
+ *                          stream's tail, migrate_late.c)
+ *   migrate-local          the same, to a receiver on this host (an
+ *                          in-place move): the RAM is shared if it can be
  */
 #define GUEST_MSG_MAX 1024
 #define GUEST_CMD_FD 3

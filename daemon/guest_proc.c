@@ -20,6 +20,7 @@
 #include <event2/bufferevent.h>
 
 #include "daemon.h"
+#include "daemon_link.h"
 #include "daemon_mig_local.h"
 #include "guest_msg.h"
 
@@ -541,11 +542,13 @@ void guest_boot(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__
 
 struct guest *guest_spawn_receiver(struct daemon *d, const char *name, const char *pers,
 				   unsigned vcpus, uint64_t memory, const char *image,
-				   int stream_fd, char *why, size_t whylen)
+				   const char *net, int stream_fd, char *why, size_t whylen)
 {
-	char v[16], m[32];
+	char v[16], m[32], nwhy[200];
+	/* a NIC: the connection opened below, new on this host: the receiver
+	 * announces the guest's MAC on it and takes the source's late frames */
 	char *argv[] = { d->conf.pvguest, "receive", "--personality", (char *)pers, "--vcpus", v,
-			 "--memory", m, NULL };
+			 "--memory", m, "--net", GUEST_NET_SPEC, "--net-moved", NULL };
 	struct guest *g;
 
 	if (d->nr_guests >= d->conf.max_guests) {
@@ -560,7 +563,15 @@ struct guest *guest_spawn_receiver(struct daemon *d, const char *name, const cha
 		return NULL;
 	}
 	g->state = G_INCOMING;
-	if (spawn(g, argv, stream_fd, -1, why, whylen) < 0) {
+	if (!net[0]) {
+		argv[8] = NULL; /* no --net */
+	} else if (net_hold_open(g, net, nwhy, sizeof nwhy) < 0) {
+		snprintf(why, whylen, "its NIC (%s) cannot be connected here: %s", net, nwhy);
+		guest_free(g);
+		return NULL;
+	}
+	snprintf(g->net, sizeof g->net, "%s", net);
+	if (spawn(g, argv, stream_fd, net_fd_of(g), why, whylen) < 0) {
 		guest_free(g);
 		return NULL;
 	}
@@ -679,14 +690,14 @@ void guest_take_process(struct guest *g, struct guest *in)
 	}
 }
 
-int guest_cmd_migrate(struct guest *g, int fd, char *why, size_t whylen)
+/* A command with one fd (SCM_RIGHTS). */
+static int cmd_with_fd(struct guest *g, const char *verb, int fd, char *why, size_t whylen)
 {
 	union {
 		char b[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	char verb[] = "migrate";
-	struct iovec iov = { verb, sizeof verb - 1 };
+	struct iovec iov = { (char *)verb, strlen(verb) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
 			     .msg_controllen = sizeof u.b };
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
@@ -704,6 +715,21 @@ int guest_cmd_migrate(struct guest *g, int fd, char *why, size_t whylen)
 		return -1;
 	}
 	return 0;
+}
+
+int guest_cmd_migrate(struct guest *g, int fd, char *why, size_t whylen)
+{
+	return cmd_with_fd(g, "migrate", fd, why, whylen);
+}
+
+int guest_cmd_migrate_late(struct guest *g, int fd, char *why, size_t whylen)
+{
+	return cmd_with_fd(g, "migrate-late", fd, why, whylen);
+}
+
+int guest_cmd_migrate_local(struct guest *g, int fd, char *why, size_t whylen)
+{
+	return cmd_with_fd(g, "migrate-local", fd, why, whylen);
 }
 
 static void on_kill_timer(evutil_socket_t fd, short what, void *arg)

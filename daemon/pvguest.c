@@ -24,7 +24,7 @@
  * pvguest run [--personality native|kvm] [--runtime PATH] [--vcpus N]
  *             [--memory BYTES] [--net SPEC] IMAGE [-- ARGS...]
  * pvguest receive [--personality native|kvm] [--runtime PATH] --vcpus N
- *             --memory BYTES [--net SPEC]
+ *             --memory BYTES [--net SPEC [--net-moved]]
  *
  * native: the guest's own instructions, the device models trapped here
  * (pvhost --personality native).  kvm: the in-guest runtime beneath the
@@ -38,6 +38,10 @@
  * command socket (guest_msg.h), and in receive mode fd 4 is the migration
  * stream.  The daemon opens the guest's NIC backend itself and hands it
  * to every runner of the guest as --net fd:5 (see nic_handover below).
+ * A guest that comes from another host (--net-moved) has a connection
+ * new here: once it runs, we announce its MAC on it and take the late
+ * frames the source forwards after the stream (migrate_late.c); a source
+ * told "migrate-late" forwards them.
  * The guest's power-off value is our exit status (70: crashed or halted
  * for good), as with pvhost.  If the daemon goes away (fd 3 ends),
  * the guest is powered off: nobody could reach it any more.
@@ -220,48 +224,119 @@ static ssize_t counted_read(void *ctx, void *buf, size_t len)
 	return c->inner->read(c->inner->ctx, buf, len);
 }
 
-/* Returns 1 when the guest left (the target has it), 0 when it runs on. */
-static int do_migrate(struct runner *r, int fd)
+/*
+ * An in-place move ("migrate-local": the receiver is another process of
+ * this host, on an AF_UNIX socket) shares the guest's RAM instead of
+ * copying it (migrate_shared.c); we tell the daemon which it is, and why
+ * not when it cannot be ("ram shared", "ram copied WHY").
+ */
+static int can_share(const struct vm *vm, int fd, char *why, size_t whylen)
+{
+	int dom;
+	socklen_t dl = sizeof dom;
+
+	if (vm->mem_fd < 0) {
+		snprintf(why, whylen, "the guest's RAM has no memory file");
+		return 0;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) < 0 || dom != AF_UNIX) {
+		snprintf(why, whylen, "the stream is not an AF_UNIX socket");
+		return 0;
+	}
+	return 1;
+}
+
+/* Returns 1 when the guest left (the target has it), 0 when it runs on.
+ * late: "migrate-late", the guest's NIC has a new connection there.
+ * local: "migrate-local", the receiver runs on this host (share the RAM). */
+static int do_migrate(struct runner *r, int fd, int late, int local)
 {
 	struct log_cookie lc = { .len = 0 };
 	cookie_io_functions_t fns = { .write = log_write };
 	struct migrate_policy pol = { .no_shrink_stop = 1 };
+	struct migrate_share share = { .conn = NULL };
+	struct stream_patch patch;
 	struct migrate_report rep;
 	struct migrate_conn conn;
 	struct counted_io cio;
+	char why[200];
 	int rc;
 
 	pol.log = fopencookie(&lc, "w", fns);
 	if (pol.log)
 		setvbuf(pol.log, NULL, _IOLBF, 0);
-	say("estimate %llu", stream_estimate(r->vm));
+	pol.late_ms = late ? MIGRATE_LATE_MS : 0;
+	if (local && can_share(r->vm, fd, why, sizeof why)) {
+		share.conn = &conn;
+		pol.share = &share;
+		say("ram shared");
+		/* The patch state (the table's digest) now, not in the downtime:
+		 * a guest that rewrote its table meanwhile is refused by the
+		 * target's check of the table it then finds, and runs on here. */
+		if (migrate_patch_state(r->vm, &patch, why, sizeof why) == 0)
+			pol.patch = &patch;
+	} else {
+		if (local)
+			say("ram copied %s", why);
+		say("estimate %llu", stream_estimate(r->vm));
+	}
 	migrate_conn_init(&conn, fd, STREAM_TIMEOUT_MS);
 	cio = (struct counted_io){ .io = { &cio, counted_read, counted_write }, .inner = &conn.io,
 				   .last_ns = mono_ns() };
 	rc = migrate_send(r->vm, &cio.io, &pol, &rep);
+	migrate_boost_end(&share.boost);
+	if (rc == 0 && pol.share)
+		vm__ram_detach(r->vm); /* the target runs the guest: hands off its RAM */
 	if (cio.bytes)
 		say("sent %llu", cio.bytes);
 	close(fd);
 	if (pol.log)
 		fclose(pol.log);
 	if (rc < 0) {
+		if (share.sites_restored)
+			fprintf(stderr, "pvguest: %u sites held the target's bytes: put back\n",
+				share.sites_restored);
 		fprintf(stderr, "pvguest: migration failed: %s%s\n", rep.err,
 			rep.resumed ? " (the guest runs on here)" : "");
+		if (share.in_doubt) {
+			/* the target may run it: ours must never run again */
+			fprintf(stderr, "pvguest: after the commit the target's answer is unknown: "
+				"the guest is stopped here for good\n");
+			say("migrate-failed 0 %s; after the commit: stopped here for good", rep.err);
+			vm__fail(r->vm, "stopped for good: an in-place move's end is unknown");
+			vm__poweroff(r->vm, VM_EXIT_CRASH, 0);
+			vm__ram_detach(r->vm);
+			return 0;
+		}
 		say("migrate-failed %d %s", rep.resumed, rep.err);
 		return 0;
 	}
-	fprintf(stderr, "pvguest: migrated: downtime %.3f ms, total %.1f ms, %llu bytes\n",
-		rep.downtime_ns / 1e6, rep.total_ns / 1e6, (unsigned long long)rep.total_bytes);
-	say("migrated %llu %llu %llu %u", (unsigned long long)rep.downtime_ns,
-	    (unsigned long long)rep.total_ns, (unsigned long long)rep.total_bytes, rep.rounds);
+	fprintf(stderr, "pvguest: migrated (RAM %s): downtime %.3f ms (pause %.3f, state sent "
+		"%.3f%s), total %.1f ms, %llu bytes\n", pol.share ? "shared" : "copied",
+		rep.downtime_ns / 1e6, rep.pause_ns / 1e6, rep.sent_ns / 1e6,
+		pol.share ? ", then READY and OK" : "", rep.total_ns / 1e6,
+		(unsigned long long)rep.total_bytes);
+	if (pol.share)
+		fprintf(stderr, "pvguest:   READY %.3f ms after the state, OK %.3f ms after GO\n",
+			share.ready_ns / 1e6, (share.go_ns - share.ready_ns) / 1e6);
+	if (late) {
+		fprintf(stderr, "pvguest: ");
+		migrate_late_print(&rep.late, "forwarded", stderr);
+	}
+	/* the tail's figures after the four: frames, how it ended (0: broke off) */
+	say("migrated %llu %llu %llu %u %llu %u", (unsigned long long)rep.downtime_ns,
+	    (unsigned long long)rep.total_ns, (unsigned long long)rep.total_bytes, rep.rounds,
+	    (unsigned long long)rep.late.frames, rep.late.err[0] ? 0 : rep.late.how);
 	/* The target confirmed: ours is a stale copy, paused; end it. */
 	vm__poweroff(r->vm, VM_EXIT_POWEROFF, 0);
 	return 1;
 }
 
-/* Run the guest until it ends, serving the daemon meanwhile; our exit status. */
-static int serve(struct vm *vm)
+/* Run the guest until it ends, serving the daemon meanwhile; our exit status.
+ * late: the tail's reader of a guest just received, or NULL. */
+static int serve(struct vm *vm, struct migrate_late *late)
 {
+	struct migrate_late_report lr;
 	struct runner r = { .vm = vm };
 	struct pollfd pfd[3];
 	sigset_t set;
@@ -303,8 +378,13 @@ static int serve(struct vm *vm)
 				fprintf(stderr, "pvguest: the daemon went away, powering off\n");
 				vm__poweroff(vm, VM_EXIT_POWEROFF, 128 + SIGHUP);
 				pfd[2].fd = -1;
-			} else if (!strcmp(buf, "migrate") && fd >= 0) {
-				away = do_migrate(&r, fd);
+			} else if ((!strcmp(buf, "migrate") || !strcmp(buf, "migrate-late") ||
+				    !strcmp(buf, "migrate-local")) && fd >= 0) {
+				/* the last move's late frames go in before this one freezes */
+				migrate_late_recv_end(late, MIGRATE_LATE_WAIT_MS, &lr);
+				late = NULL;
+				away = do_migrate(&r, fd, !strcmp(buf, "migrate-late"),
+						  !strcmp(buf, "migrate-local"));
 			} else {
 				if (fd >= 0)
 					close(fd);
@@ -313,6 +393,7 @@ static int serve(struct vm *vm)
 		}
 	}
 	pthread_join(r.thread, NULL);
+	migrate_late_recv_end(late, 0, &lr);
 	if (away) {
 		/* no drain of a kvm runtime's rings here: they are part of the
 		 * state the target took over (the migrate library's business) */
@@ -346,7 +427,7 @@ static void usage(void)
 		"usage: pvguest run [--personality native|kvm] [--runtime PATH] [--vcpus N]\n"
 		"                   [--memory BYTES] [--net SPEC] IMAGE [-- ARGS...]\n"
 		"       pvguest receive [--personality native|kvm] [--runtime PATH] --vcpus N\n"
-		"                   --memory BYTES [--net SPEC]\n"
+		"                   --memory BYTES [--net SPEC [--net-moved]]\n"
 		"pvguest is started by pvmigrated: fd %d must be its command socket, and in\n"
 		"receive mode fd %d the migration stream.  kvm: the runtime is --runtime PATH,\n"
 		"else $PVMIGRATE_RUNTIME, else %s,\n"
@@ -360,6 +441,7 @@ struct opts {
 	const char *net, *image, *runtime;
 	char *cmdline;
 	int linux_boot, kvm;
+	int net_moved; /* receive: the NIC's connection is new here (another host's guest) */
 };
 
 /* -1 with why: a usage error (exit 2, reported to the daemon too). */
@@ -391,6 +473,8 @@ static int parse(int argc, char **argv, int receive, struct opts *o, char *why, 
 				return -1;
 		} else if (!strcmp(argv[i], "--net") && i + 1 < argc) {
 			o->net = argv[++i];
+		} else if (!strcmp(argv[i], "--net-moved") && receive) {
+			o->net_moved = 1;
 		} else if (argv[i][0] == '-' || o->image || receive) {
 			return -1;
 		} else {
@@ -542,6 +626,55 @@ static ssize_t handover_write(void *ctx, const void *buf, size_t len)
 }
 
 /*
+ * TEST ONLY: a receiver that fails on purpose during a shared-RAM commit
+ * (pvmigrated(8), FAULT INJECTION).  $PVGUEST_TEST_FAULT_FILE names a
+ * file read once per receive: "kill@STEP" (SIGKILL ourselves there),
+ * "stop@STEP" (SIGSTOP: silent until the daemon ends us) or "fail@STEP"
+ * (refuse there), STEP "ready" (READY sent, before GO) or
+ * "repatched" (after GO, the shared RAM re-patched, before OK).  Missing
+ * file or variable: no fault.
+ */
+struct test_fault {
+	char action[8], step[16];
+};
+
+static int test_fault_hook(void *ctx, const char *step)
+{
+	struct test_fault *f = ctx;
+
+	if (strcmp(f->step, step))
+		return 0;
+	fprintf(stderr, "pvguest: TEST FAULT %s@%s\n", f->action, step);
+	if (!strcmp(f->action, "kill"))
+		raise(SIGKILL);
+	if (!strcmp(f->action, "stop"))
+		raise(SIGSTOP);
+	return -1;
+}
+
+static void test_fault_arm(struct migrate_share *sh, struct test_fault *f)
+{
+	const char *path = getenv("PVGUEST_TEST_FAULT_FILE");
+	char line[64] = "";
+	FILE *in;
+
+	memset(f, 0, sizeof *f);
+	if (!path || !(in = fopen(path, "re")))
+		return;
+	if (fgets(line, sizeof line, in) &&
+	    sscanf(line, "%7[a-z]@%15[a-z]", f->action, f->step) == 2 &&
+	    (!strcmp(f->action, "kill") || !strcmp(f->action, "stop") ||
+	     !strcmp(f->action, "fail"))) {
+		fprintf(stderr, "pvguest: TEST FAULT HOOK ON: %s@%s\n", f->action, f->step);
+		sh->test_hook = test_fault_hook;
+		sh->test_ctx = f;
+	} else if (line[0]) {
+		fprintf(stderr, "pvguest: TEST FAULT HOOK: '%.40s' not understood, ignored\n", line);
+	}
+	fclose(in);
+}
+
+/*
  * The VM's platform, before anything is loaded or received.  native: the
  * trapped device models (and NIC).  kvm: exactly pvhost's setup_kvm up to
  * the boot: the ports, then the runtime attached to its window; the NIC
@@ -572,6 +705,9 @@ int main(int argc, char **argv)
 	struct opts o = { 0 };
 	struct nic_handover nh = { -1, -1, -1, "" };
 	struct handover_io hio;
+	struct migrate_late *late;
+	struct migrate_share share;
+	struct test_fault fault;
 	struct migrate_conn conn;
 	char cause[256], why[600];
 	const char *action = "run";
@@ -601,6 +737,13 @@ int main(int argc, char **argv)
 		usage();
 		return EXIT_USAGE;
 	}
+	/* A receiver is a fresh process whose code the frozen phase runs for
+	 * the first time: touch every page mapped so far (our code, the
+	 * libraries, the heap) now, while the source still runs, instead of
+	 * taking those faults in the downtime.  Not RAM: it does not exist
+	 * yet.  Without the right to lock, the faults just stay where they were. */
+	if (receive && mlockall(MCL_CURRENT) == 0)
+		munlockall();
 	if (receive && nic_handover_prepare(&o, &nh, why, sizeof why) < 0) {
 		say("receive-failed %s", why);
 		return die("attach NIC", why);
@@ -626,21 +769,40 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (receive) {
+		migrate_warm_up();
 		say("ready");
 		migrate_conn_init(&conn, GUEST_STREAM_FD, STREAM_TIMEOUT_MS);
 		hio = (struct handover_io){ .io = { &hio, handover_read, handover_write },
 					    .inner = &conn.io, .h = &nh };
-		if (migrate_receive(vm, nh.slot >= 0 ? &hio.io : &conn.io, why, sizeof why) < 0) {
+		share = (struct migrate_share){ .conn = &conn };
+		test_fault_arm(&share, &fault);
+		rc = migrate_receive_ex(vm, nh.slot >= 0 ? &hio.io : &conn.io, &share, why,
+					sizeof why);
+		migrate_boost_end(&share.boost);
+		if (rc < 0) {
 			close(GUEST_STREAM_FD);
 			say("receive-failed %s", why);
 			die("receive the guest", why);
 			vm__destroy(vm);
 			return 1;
 		}
-		close(GUEST_STREAM_FD);
 		fprintf(stderr, "pvguest: guest received, running (%s)\n", o.kvm ? "kvm" : "native");
+		if (share.t_ready)
+			fprintf(stderr, "pvguest:   RAM shared: GO %.3f ms after READY, then RAM mapped "
+				"in %.3f ms, sites re-patched in %.3f ms, OK %.3f ms after GO\n",
+				(share.t_go - share.t_ready) / 1e6, (share.t_mapped - share.t_go) / 1e6,
+				(share.t_repatched - share.t_mapped) / 1e6,
+				(vm__now_ns() - share.t_go) / 1e6);
 		say("received");
-		return serve(vm);
+		if (!o.net_moved) {
+			close(GUEST_STREAM_FD);
+			return serve(vm, NULL);
+		}
+		/* announce the guest's MAC on its new connection, take the late frames */
+		late = migrate_late_recv_start(vm, GUEST_STREAM_FD, stderr, why, sizeof why);
+		if (why[0])
+			fprintf(stderr, "pvguest: %s\n", why);
+		return serve(vm, late);
 	}
 	action = "load guest";
 	rc = o.kvm ? vm__kvm_host_boot(vm, o.image, o.cmdline)
@@ -653,5 +815,5 @@ int main(int argc, char **argv)
 		vm__destroy(vm);
 		return 1;
 	}
-	return serve(vm);
+	return serve(vm, NULL);
 }

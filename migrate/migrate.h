@@ -24,6 +24,8 @@
 #include "backend.h"
 #include "stream.h"
 
+struct migrate_share; /* shared RAM, below */
+
 #define MIGRATE_IMAGE_ABI 1u /* guest-image ABI this build sends and runs */
 #define MIGRATE_PATCH_TABLE_VERSION 1u /* .pvsites version (PVSITES_VERSION) */
 
@@ -60,6 +62,11 @@ struct migrate_conn {
 	struct stream_io io;
 	int fd;
 	int timeout_ms; /* <= 0: wait forever */
+	/* Shared RAM (migrate_shared.c) on an AF_UNIX socket: pass_fd, if
+	 * >= 0, goes with the next write (SCM_RIGHTS), once; got_fd is the
+	 * first descriptor that came with a read (later ones are closed),
+	 * the caller's to take.  Both -1 after migrate_conn_init. */
+	int pass_fd, got_fd;
 };
 
 void migrate_conn_init(struct migrate_conn *c, int fd, int timeout_ms);
@@ -71,7 +78,11 @@ void migrate_conn_init(struct migrate_conn *c, int fd, int timeout_ms);
  * message (at most MIGRATE_REPLY_MAX, no NUL), all little-endian.
  */
 #define MIGRATE_REPLY_MAX 512u
-enum migrate_reply_code { MIGRATE_REPLY_OK = 0, MIGRATE_REPLY_ERROR = 1 };
+enum migrate_reply_code {
+	MIGRATE_REPLY_OK = 0, MIGRATE_REPLY_ERROR = 1,
+	/* shared RAM only (migrate_shared.c): target -> source READY, source -> target GO */
+	MIGRATE_REPLY_READY = 2, MIGRATE_REPLY_GO = 3,
+};
 
 int migrate_reply_send(const struct stream_io *io, enum migrate_reply_code code,
 		       const char *msg);
@@ -88,9 +99,22 @@ struct migrate_policy {
 	int send_zero_pages;	  /* round 0 also sends all-zero pages (target RAM not fresh) */
 	const struct stream_patch *patch; /* the image's patch state; NULL: native, no sites known */
 	FILE *log;		  /* one line per round, or NULL */
+	struct migrate_share *share; /* RAM shared with the target, not sent (migrate_shared.c); NULL: copied */
+	unsigned late_ms;	  /* the tail (migrate_late.c): after the OK, forward what the
+				   * NIC's connection still receives, at most this long; 0: none */
 };
 
 #define MIGRATE_MAX_ROUNDS 64
+
+/* The tail's figures (migrate_late.c), either side. */
+struct migrate_late_report {
+	uint64_t frames;	/* source: forwarded; target: handed to the NIC */
+	uint64_t records;	/* NIC_LATE records */
+	uint64_t dropped;	/* target: frames its NIC could not take in time */
+	uint32_t how;		/* enum stream_late_how; 0: there was no tail */
+	uint64_t ns;		/* source: from the OK to NIC_LATE_END; target: the whole tail */
+	char err[256];		/* the tail broke off: why (the running guest is not affected) */
+};
 
 struct migrate_round {
 	uint64_t pages;	   /* pages sent in this round */
@@ -112,6 +136,7 @@ struct migrate_report {
 	uint64_t dirty_rate;		   /* pages/s dirtied while pre-copy ran */
 	int resumed;			   /* the source guest was resumed after a failure */
 	char err[256];			   /* why it failed */
+	struct migrate_late_report late;   /* the tail, after the OK (policy late_ms) */
 };
 
 /*
@@ -144,5 +169,131 @@ void migrate_report_print(const struct migrate_report *rep, FILE *out);
  * why: dst holds garbage and must be destroyed, never run.
  */
 int migrate_receive(struct vm *dst, const struct stream_io *in, char *why, size_t whylen);
+/* The same, taking the guest's RAM instead of pages if the stream says it
+ * is shared (share: the connection it came on; NULL: refuse such a stream). */
+int migrate_receive_ex(struct vm *dst, const struct stream_io *in, struct migrate_share *share,
+		       char *why, size_t whylen);
+
+/* ---- shared RAM: in-place moves (migrate_shared.c) ---- */
+
+/*
+ * Between two processes of one host the guest's RAM is not copied: the
+ * source passes its memory file (vm->mem_fd) with the stream header's
+ * bytes, the header says so (StreamHeader.shared_ram: the file's dev,
+ * inode and size), and no PAGE_BATCH follows: no pre-copy, the source
+ * freezes at once and sends its machine state.  The target maps the file
+ * copy-on-write (MAP_PRIVATE): whatever it does before the commit, its
+ * re-patching included, never reaches the source's RAM.  Then a commit:
+ *
+ *   target: everything applied -> READY
+ *   source: from here it never resumes on a timeout -> GO
+ *   target: maps the file shared, re-patches the sites in it -> OK, runs
+ *
+ * The target runs no vCPU before its OK is written; the source resumes
+ * only on ERROR or the connection's end without OK (the target is gone),
+ * after putting every site back to its own personality whatever it finds
+ * there (migrate_shared_restore).  A target that stays silent after GO is
+ * waited for: only whoever can end it (pvmigrated) can break the tie.
+ * pvmigrate-stream(5), "Shared RAM"; docs/RUNTIME.md.
+ */
+/*
+ * The frozen phase of a shared move is well under a millisecond of work
+ * split between two processes that wake each other three times; on a
+ * loaded host each wake-up can wait for a time slice (milliseconds).  A
+ * thread that may (CAP_SYS_NICE) runs that phase under SCHED_FIFO: it is
+ * blocked most of the time and never runs guest code, so it takes nothing
+ * from anyone.  Ended before any thread the guest uses is started, since
+ * new threads inherit the policy.  Idempotent; a no-op without the right.
+ */
+struct migrate_boost {
+	int on, policy;
+	int param;
+};
+void migrate_boost_start(struct migrate_boost *b);
+/* A receiver before the stream: what a fresh process does slowly the first
+ * time and the frozen phase needs (the first SHA-256 loads OpenSSL's
+ * configuration: ~1-3 ms, measured in the downtime before this). */
+void migrate_warm_up(void);
+void migrate_boost_end(struct migrate_boost *b);
+
+struct migrate_share {
+	struct migrate_conn *conn; /* the stream's connection: an AF_UNIX socket */
+	struct migrate_boost boost; /* the calling thread's, while frozen (see above) */
+	/* TEST ONLY (target): called at "ready" (READY sent) and "repatched"
+	 * (GO taken, the shared RAM re-patched, OK not sent); nonzero fails
+	 * the move there as a refusal would.  NULL in production. */
+	int (*test_hook)(void *ctx, const char *step);
+	void *test_ctx;
+	/* what happened, for the caller */
+	int committed;		  /* source: GO was sent */
+	int in_doubt;		  /* source: after GO, no clear answer: never resume */
+	unsigned sites_restored;  /* source: sites put back after a failed move */
+	uint64_t ready_ns, go_ns; /* source: READY came, OK came (from the freeze: see migrate_send) */
+	/* vm__now_ns() at: source: END flushed (the commit begins); target:
+	 * the state applied, READY sent, GO read, RAM shared, sites re-patched
+	 * (OK follows) */
+	uint64_t t_sent, t_applied, t_ready, t_go, t_mapped, t_repatched;
+};
+
+/* Source: fill info->shared from vm->mem_fd and arm the connection to pass it. */
+int migrate_shared_header(struct vm *vm, struct migrate_share *sh, struct stream_info *info,
+			  char *why, size_t whylen);
+/* Target, at the header: check the file that came with it, map it copy-on-write. */
+int migrate_shared_map(struct vm *vm, const struct stream_info *info, struct migrate_share *sh,
+		       char *why, size_t whylen);
+/* Source, frozen and END sent: READY, GO, then the target's last word in
+ * *code as migrate_reply_recv gives it.  After OK the caller of
+ * migrate_send detaches the RAM (vm__ram_detach) before anything else. */
+int migrate_shared_commit(struct vm *src, const struct stream_io *io, struct migrate_share *sh,
+			  enum migrate_reply_code *code, char *msg, size_t msglen, char *why,
+			  size_t whylen);
+/* Target, everything applied: READY, GO, the RAM shared and re-patched,
+ * OK.  -1: refused (ERROR sent if the connection takes it; RAM detached). */
+int migrate_shared_commit_recv(struct vm *dst, const struct stream_io *io,
+			       struct migrate_share *sh, const struct stream_patch *patch,
+			       struct vm_vcpu_state *vcpus, char *why, size_t whylen);
+/* Source, before resuming after a failed shared move: every site back to
+ * this VM's personality.  -1: a site could not be (the guest must not run). */
+int migrate_shared_restore(struct vm *vm, struct migrate_share *sh, char *why, size_t whylen);
+
+/* ---- the tail: late frames of a NIC whose connection moved (migrate_late.c) ---- */
+
+/*
+ * A guest that moves to another host gets a new NIC connection there;
+ * what the far end still sends to the old one until it learns the new
+ * port reaches the source after the freeze.  Those "late frames" are the
+ * guest's: after the OK the source reads its old connection and sends
+ * them on the same stream (NIC_LATE records, state/stream.h), until the
+ * far end closes it (EOF) or late_ms passed, then NIC_LATE_END.  The
+ * target, already running the guest, announces the guest's MAC on its
+ * new connection (so that a learning switch moves the port at once),
+ * reads the tail on a thread and hands each frame to its NIC.  A tail
+ * that breaks off costs those frames only: both guests' fates were
+ * decided by the OK.  pvmigrate-stream(5), "The tail"; docs/RUNTIME.md.
+ */
+#define MIGRATE_LATE_MS 1000u	   /* the source's bound, for a connection without an end (tap) */
+#define MIGRATE_LATE_WAIT_MS 6000u /* the target's: the source's plus the link's slack */
+
+/* Source, from migrate_send after the OK (the NIC frozen): the whole tail. */
+void migrate_late_send(struct vm *src, const struct stream_io *out, unsigned ms,
+		       struct migrate_late_report *lr);
+/* Target, from migrate_receive: the MAC the guest's NIC had (DeviceSet). */
+void migrate_late_note(struct vm *dst, const uint8_t *devices, size_t devices_len);
+/*
+ * Target, after migrate_receive returned 0, when the NIC's connection is
+ * a new one: send the announce, then read the tail from (fd) on a thread
+ * (fd is ours from here, closed at the end; the figures go to log then,
+ * if not NULL).  NULL with why when it could not start (fd closed; the
+ * guest runs on without the late frames); else why says what went wrong
+ * with the announce, or is "".
+ */
+struct migrate_late *migrate_late_recv_start(struct vm *dst, int fd, FILE *log, char *why,
+					     size_t whylen);
+/* Wait at most wait_ms for the tail to end by itself, then stop it; the
+ * figures; frees l.  Before the VM is migrated again or destroyed. */
+void migrate_late_recv_end(struct migrate_late *l, unsigned wait_ms,
+			   struct migrate_late_report *lr);
+/* One line of figures: "late frames: 12 forwarded in 3 records, ended at EOF after 4.1 ms". */
+void migrate_late_print(const struct migrate_late_report *lr, const char *verb, FILE *out);
 
 #endif

@@ -32,6 +32,62 @@ static int conn_wait(const struct migrate_conn *c, short events)
 	return 0; /* readable, writable, or an error the next call reports */
 }
 
+/* recv, keeping a descriptor that came along (shared RAM): plain recv
+ * would have the kernel close it unseen. */
+static ssize_t conn_recv(struct migrate_conn *c, void *buf, size_t len)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+			     .msg_controllen = sizeof u.b };
+	struct cmsghdr *cm;
+	ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	int fd;
+
+	if (n < 0)
+		return n;
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+			memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+			if (c->got_fd < 0)
+				c->got_fd = fd;
+			else
+				close(fd);
+		}
+	return n;
+}
+
+/* send, with pass_fd along the first time (SCM_RIGHTS, AF_UNIX only) */
+static ssize_t conn_send(struct migrate_conn *c, const void *buf, size_t len)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	if (c->pass_fd >= 0 && len) {
+		mh.msg_control = u.b;
+		mh.msg_controllen = sizeof u.b;
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &c->pass_fd, sizeof c->pass_fd);
+	}
+	n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n > 0 && mh.msg_control)
+		c->pass_fd = -1; /* it went with the first byte */
+	return n;
+}
+
 /* Try first, wait only when the socket has nothing (or no room): a poll
  * before every 4 KiB page would double the system calls of a migration. */
 static ssize_t conn_read(void *ctx, void *buf, size_t len)
@@ -40,7 +96,7 @@ static ssize_t conn_read(void *ctx, void *buf, size_t len)
 	ssize_t n;
 
 	for (;;) {
-		n = recv(c->fd, buf, len, MSG_DONTWAIT);
+		n = conn_recv(c, buf, len);
 		if (n < 0 && errno == ENOTSOCK) {
 			if (conn_wait(c, POLLIN) < 0)
 				return -1;
@@ -62,7 +118,7 @@ static ssize_t conn_write(void *ctx, const void *buf, size_t len)
 		/* MSG_NOSIGNAL: a target that hung up must give us EPIPE to
 		 * report, not a SIGPIPE that kills the process holding the
 		 * source guest. */
-		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = conn_send(c, buf, len);
 		if (n < 0 && errno == ENOTSOCK) {
 			if (conn_wait(c, POLLOUT) < 0)
 				return -1;
@@ -79,6 +135,7 @@ void migrate_conn_init(struct migrate_conn *c, int fd, int timeout_ms)
 {
 	c->fd = fd;
 	c->timeout_ms = timeout_ms;
+	c->pass_fd = c->got_fd = -1;
 	c->io.ctx = c;
 	c->io.read = conn_read;
 	c->io.write = conn_write;
@@ -160,7 +217,7 @@ int migrate_reply_recv(const struct stream_io *io, enum migrate_reply_code *code
 	c = get32(hdr + 4);
 	len = get32(hdr + 8);
 	if (get32(hdr) != REPLY_MAGIC || get32(hdr + 12) || len > MIGRATE_REPLY_MAX ||
-	    (c != MIGRATE_REPLY_OK && c != MIGRATE_REPLY_ERROR)) {
+	    c > MIGRATE_REPLY_GO) {
 		snprintf(why, whylen, "garbled reply from the target (magic %#x, code %u, length %u)",
 			 get32(hdr), c, len);
 		return -1;

@@ -24,11 +24,19 @@ struct receiver {
 	uint64_t pages;
 	struct stream_patch patch;
 	int has_patch;
+	struct migrate_share *share; /* the connection a shared RAM's file may come on */
+	int shared;		     /* the RAM is the source's (migrate_shared.c) */
 };
 
 static int on_header(void *ctx, const struct stream_info *info, char *why, size_t whylen)
 {
 	struct receiver *r = ctx;
+
+	if (info->shared.present) {
+		if (migrate_shared_map(r->vm, info, r->share, why, whylen) < 0)
+			return -1;
+		r->shared = 1;
+	}
 
 	if (info->ram_size != r->vm->mem_size) {
 		snprintf(why, whylen, "guest RAM is %llu bytes, the target VM has %llu",
@@ -229,7 +237,13 @@ static void local_host(struct stream_host *h, const struct vm *vm)
 
 int migrate_receive(struct vm *dst, const struct stream_io *in, char *why, size_t whylen)
 {
-	struct receiver r = { .vm = dst };
+	return migrate_receive_ex(dst, in, NULL, why, whylen);
+}
+
+int migrate_receive_ex(struct vm *dst, const struct stream_io *in, struct migrate_share *share,
+		       char *why, size_t whylen)
+{
+	struct receiver r = { .vm = dst, .share = share };
 	struct stream_sink sink = { &r, on_header, on_pages, on_machine, on_optional };
 	struct stream_host host;
 	char reason[400];
@@ -243,13 +257,18 @@ int migrate_receive(struct vm *dst, const struct stream_io *in, char *why, size_
 		snprintf(why, whylen, "migrate: receive: %s", reason);
 	} else if (apply(&r, reason, sizeof reason) < 0) {
 		snprintf(why, whylen, "migrate: restore: %s", reason);
-	} else if (migrate_reply_send(in, MIGRATE_REPLY_OK, NULL) < 0) {
+	} else if (r.shared && migrate_shared_commit_recv(dst, in, share, r.has_patch ? &r.patch
+							   : NULL, r.vcpus, reason, sizeof reason) < 0) {
+		snprintf(why, whylen, "migrate: commit: %s", reason);
+		goto out; /* refused already, if the source still listens */
+	} else if (!r.shared && migrate_reply_send(in, MIGRATE_REPLY_OK, NULL) < 0) {
 		/* Without our OK the source resumes its copy: ours must not run. */
 		snprintf(why, whylen, "migrate: confirmation not delivered, the source keeps the "
 			 "guest");
 		goto out;
 	} else {
 		vm__platform_nic_thaw(dst);
+		migrate_late_note(dst, r.devices, r.devices_len); /* the announce's MAC */
 		rc = 0;
 		goto out;
 	}

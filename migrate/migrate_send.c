@@ -82,6 +82,10 @@ struct sender {
 	/* A kvm source's guest view, taken right after the freeze (the
 	 * runtime's park loop runs the vCPUs a little further meanwhile). */
 	struct vm_vcpu_state *view;
+	/* native: the vCPU states read while freezing, if all were (reused by
+	 * send_machine: reading them again cost ~0.1 ms in the downtime) */
+	struct vm_vcpu_state *frozen_st;
+	int have_frozen_st;
 	uint8_t *view_dev;
 	size_t view_devlen;
 };
@@ -131,6 +135,7 @@ static int page_is_zero(const uint8_t *p)
 #define PAGEMAP_SWAPPED (1ull << 62)
 
 struct touched {
+	struct vm_ram_extent ext;     /* RAM in a memory file: its holes (vm__ram_touched) */
 	int fd;			      /* /proc/self/pagemap, or -1: read every page */
 	uint64_t first, n;	      /* gfns whose entries are in map */
 	uint64_t map[PAGEMAP_CHUNK];
@@ -146,8 +151,10 @@ static void touched_open(struct touched *t, FILE *log)
 }
 
 /* 0: the host never touched gfn's page, so it is zero; 1: it may hold data. */
-static int touched_page(struct touched *t, const struct vm *vm, uint64_t gfn, uint64_t npages)
+static int touched_page(struct touched *t, struct vm *vm, uint64_t gfn, uint64_t npages)
 {
+	if (vm->mem_fd >= 0) /* pagemap tells what this process mapped, not what the file holds */
+		return vm__ram_touched(vm, gfn, &t->ext);
 	if (t->fd < 0)
 		return 1;
 	if (gfn < t->first || gfn >= t->first + t->n) {
@@ -184,7 +191,7 @@ static int send_dirty(struct sender *s, int all, uint64_t *pages, uint64_t *byte
 
 	*pages = 0;
 	/* guest pages are host pages: pagemap has one entry per guest page */
-	if (skip_zero && sysconf(_SC_PAGESIZE) == STREAM_PAGE_SIZE && (t = malloc(sizeof *t)))
+	if (skip_zero && sysconf(_SC_PAGESIZE) == STREAM_PAGE_SIZE && (t = calloc(1, sizeof *t)))
 		touched_open(t, s->pol->log);
 	for (gfn = 0; gfn < s->npages; gfn++) {
 		if (!all && !(s->dirty[gfn / 64] >> (gfn % 64) & 1))
@@ -237,6 +244,7 @@ static uint64_t count_dirty(const struct sender *s)
 static int send_header(struct sender *s)
 {
 	struct stream_info info = { .version = STREAM_VERSION };
+	char why[200];
 
 	strcpy(info.personality, migrate_personality(s->vm));
 	info.image_abi = MIGRATE_IMAGE_ABI;
@@ -246,6 +254,8 @@ static int send_header(struct sender *s)
 	info.ram_size = s->vm->mem_size;
 	info.nr_vcpus = s->vm->nr_vcpus;
 	info.page_size = STREAM_PAGE_SIZE;
+	if (s->pol->share && migrate_shared_header(s->vm, s->pol->share, &info, why, sizeof why) < 0)
+		return fail(s, "migrate: %.200s", why);
 	if (stream_write_header(&s->w, &info) < 0)
 		return fail(s, "%.200s", s->w.err);
 	return 0;
@@ -398,9 +408,13 @@ static int send_machine(struct sender *s)
 			return fail(s, "%.200s", s->w.err);
 		return 0;
 	}
-	if (!(v = calloc(s->vm->nr_vcpus, sizeof *v)))
+	if (s->have_frozen_st) {
+		v = s->frozen_st;
+		s->frozen_st = NULL; /* ours to free now */
+	} else if (!(v = calloc(s->vm->nr_vcpus, sizeof *v))) {
 		return fail(s, "migrate: vCPU state: %.200s", "out of memory");
-	for (i = 0; i < s->vm->nr_vcpus; i++)
+	}
+	for (i = 0; i < s->vm->nr_vcpus && !s->have_frozen_st; i++)
 		if (vm__get_vcpu_state(s->vm, i, &v[i]) < 0) {
 			fail(s, "migrate: vCPU state: %.200s", s->vm->err);
 			goto out;
@@ -439,33 +453,41 @@ out:
  */
 #define FREEZE_TRIES 20
 
-static int event_in_delivery(struct vm *vm)
+/* 1: in delivery; 0: not, every state in st[]; -1: a read failed (the
+ * sender reads the state again and says why).  st: nr_vcpus entries. */
+static int event_in_delivery(struct vm *vm, struct vm_vcpu_state *st)
 {
-	static _Thread_local struct vm_vcpu_state st; /* 4 KiB of XSAVE: not on the stack */
 	unsigned i;
 
 	for (i = 0; i < vm->nr_vcpus; i++) {
-		const struct vm_events *e = &st.events;
+		const struct vm_events *e = &st[i].events;
 
-		if (vm__get_vcpu_state(vm, i, &st) < 0)
-			return 0; /* the sender reads the state again and says why */
-		if (st.started && (e->exc_injected || e->exc_pending || e->nmi_injected ||
-				   e->nmi_pending || (e->irq_injected && !e->irq_soft)))
+		if (vm__get_vcpu_state(vm, i, &st[i]) < 0)
+			return -1;
+		if (st[i].started && (e->exc_injected || e->exc_pending || e->nmi_injected ||
+				      e->nmi_pending || (e->irq_injected && !e->irq_soft)))
 			return 1;
 	}
 	return 0;
 }
 
-static int freeze_between_events(struct vm *vm)
+/* *have: st[] holds every vCPU's state as frozen. */
+static int freeze_between_events(struct vm *vm, struct vm_vcpu_state *st, int *have)
 {
 	struct timespec nap = { 0, 500000 };
 	unsigned i;
+	int r;
 
+	*have = 0;
 	for (i = 0;; i++) {
 		if (vm__pause(vm) < 0)
 			return -1;
-		if (vm->rt || i == FREEZE_TRIES || !event_in_delivery(vm))
+		if (vm->rt || i == FREEZE_TRIES || !st)
 			return 0;
+		if ((r = event_in_delivery(vm, st)) <= 0) {
+			*have = r == 0;
+			return 0;
+		}
 		vm__resume(vm);
 		nanosleep(&nap, NULL);
 	}
@@ -489,7 +511,10 @@ static int send_frozen(struct sender *s)
 	unsigned i;
 
 	/* vm__pause ran the backend's `paused` hook, which may have put back
-	 * bytes in guest RAM: they are in the host dirty bits, fetched here. */
+	 * bytes in guest RAM: they are in the host dirty bits, fetched here.
+	 * Shared RAM: they are in the target's RAM already, as everything. */
+	if (s->pol->share)
+		goto state;
 	if (vm__dirty_fetch(s->vm, s->dirty) < 0)
 		return fail(s, "migrate: dirty log: %.200s", s->vm->err);
 	if (s->rep->rounds) {
@@ -499,8 +524,10 @@ static int send_frozen(struct sender *s)
 		for (i = 0; i < (s->npages + 63) / 64; i++)
 			s->dirty[i] |= left[i];
 	}
-	if (send_dirty(s, 0, &s->rep->final_pages, &fbytes) < 0 || send_held_frames(s) < 0 ||
-	    send_machine(s) < 0)
+	if (send_dirty(s, 0, &s->rep->final_pages, &fbytes) < 0)
+		return -1;
+state:
+	if (send_held_frames(s) < 0 || send_machine(s) < 0)
 		return -1;
 	st.pages = s->rep->final_pages;
 	for (i = 0; i < s->rep->rounds; i++)
@@ -539,12 +566,16 @@ int migrate_send(struct vm *src, const struct stream_io *out, const struct migra
 		fail(&s, "migrate: %.200s", "out of memory");
 		goto failed;
 	}
-	if (send_header(&s) < 0 || precopy(&s) < 0)
+	if (send_header(&s) < 0 || (s.pol->share ? send_flush(&s) : precopy(&s)) < 0)
 		goto failed;
 	memcpy(s.dirty + words, s.dirty, words * sizeof *s.dirty);
 
 	tf = s.tfreeze = vm__now_ns();
-	if (freeze_between_events(src) < 0) {
+	if (!src->rt && !(s.frozen_st = calloc(src->nr_vcpus, sizeof *s.frozen_st))) {
+		fail(&s, "migrate: vCPU state: %.200s", "out of memory");
+		goto failed;
+	}
+	if (freeze_between_events(src, s.frozen_st, &s.have_frozen_st) < 0) {
 		fail(&s, "migrate: freeze: %.200s", src->err);
 		goto failed;
 	}
@@ -558,7 +589,9 @@ int migrate_send(struct vm *src, const struct stream_io *out, const struct migra
 	if (send_frozen(&s) < 0)
 		goto failed;
 	rep->sent_ns = vm__now_ns() - tf;
-	if (migrate_reply_recv(out, &code, msg, sizeof msg, why, sizeof why) < 0) {
+	if ((s.pol->share ? migrate_shared_commit(src, out, s.pol->share, &code, msg, sizeof msg,
+						   why, sizeof why)
+			  : migrate_reply_recv(out, &code, msg, sizeof msg, why, sizeof why)) < 0) {
 		fail(&s, "migrate: %.200s", why);
 		goto failed;
 	}
@@ -572,6 +605,8 @@ int migrate_send(struct vm *src, const struct stream_io *out, const struct migra
 	for (i = 0; i < rep->rounds; i++)
 		rep->total_pages += rep->round[i].pages;
 	rep->total_pages += rep->final_pages;
+	if (s.pol->late_ms) /* the NIC has a new connection on the target: the tail */
+		migrate_late_send(src, out, s.pol->late_ms, &rep->late);
 	if (s.tracking)
 		vm__dirty_stop(src);
 	free(s.dirty);
@@ -579,6 +614,7 @@ int migrate_send(struct vm *src, const struct stream_io *out, const struct migra
 	free(s.sb.buf);
 	free(s.view);
 	free(s.view_dev);
+	free(s.frozen_st);
 	return 0;
 
 failed:
@@ -596,7 +632,13 @@ failed:
 	}
 	if (s.tracking)
 		vm__dirty_stop(src);
-	if (s.frozen) {
+	if (s.frozen && s.pol->share && migrate_shared_restore(src, s.pol->share, why,
+								sizeof why) < 0) {
+		s.pol->share->in_doubt = 1; /* a site we cannot put back: the guest must not run */
+		snprintf(rep->err + strlen(rep->err), sizeof rep->err - strlen(rep->err), "; %s",
+			 why);
+	}
+	if (s.frozen && !(s.pol->share && s.pol->share->in_doubt)) {
 		vm__platform_nic_thaw(src);
 		vm__resume(src);
 		rep->resumed = 1;
@@ -608,6 +650,7 @@ failed:
 	free(s.sb.buf);
 	free(s.view);
 	free(s.view_dev);
+	free(s.frozen_st);
 	return -1;
 }
 

@@ -40,6 +40,10 @@ const char *stream_rec_name(uint32_t type)
 		return "STATISTICS";
 	case STREAM_REC_NIC_HELD:
 		return "NIC_HELD";
+	case STREAM_REC_NIC_LATE:
+		return "NIC_LATE";
+	case STREAM_REC_NIC_LATE_END:
+		return "NIC_LATE_END";
 	}
 	return NULL;
 }
@@ -247,6 +251,7 @@ static void cpu_to_wire(const struct stream_cpu *c, Pvmigrate__CpuFeatures *m)
 int stream_write_header(struct stream_writer *w, const struct stream_info *info)
 {
 	Pvmigrate__StreamHeader h = PVMIGRATE__STREAM_HEADER__INIT;
+	Pvmigrate__SharedRam shared = PVMIGRATE__SHARED_RAM__INIT;
 	Pvmigrate__CpuFeatures cpu;
 	uint8_t *body;
 	size_t n;
@@ -274,6 +279,19 @@ int stream_write_header(struct stream_writer *w, const struct stream_info *info)
 	h.ram_size = info->ram_size;
 	h.nr_vcpus = info->nr_vcpus;
 	h.page_size = info->page_size;
+	if (info->shared.present) {
+		if (info->shared.size != info->ram_size) {
+			st_err(w->err, sizeof(w->err), "STREAM_HEADER: shared RAM of %llu bytes for "
+			       "a guest of %llu", (unsigned long long)info->shared.size,
+			       (unsigned long long)info->ram_size);
+			return -1;
+		}
+		shared.has_dev = shared.has_ino = shared.has_size = 1;
+		shared.dev = info->shared.dev;
+		shared.ino = info->shared.ino;
+		shared.size = info->shared.size;
+		h.shared_ram = &shared;
+	}
 	n = pvmigrate__stream_header__get_packed_size(&h);
 	if (!(body = malloc(STREAM_MAGIC_LEN + n))) {
 		st_err(w->err, sizeof(w->err), "STREAM_HEADER: out of memory");

@@ -15,7 +15,8 @@
  * all integers little-endian.  Order: STREAM_HEADER, any number of
  * PAGE_BATCH, one MACHINE_STATE, END; optional records anywhere after the
  * header and before END.  The decoder checks the header against the local
- * host before it hands out a single page.
+ * host before it hands out a single page.  A header that says the RAM is
+ * shared (stream_info.shared) allows no PAGE_BATCH at all.
  *
  * Errors are strings "stream: <what>: <why>", the first failure wins.
  * Nothing here aborts, and no byte of input is trusted.
@@ -48,6 +49,17 @@
  * u32 0, then per frame u32 length, u32 0, the frame, zeros to 8 bytes.
  * Optional: a reader that skips it loses those frames, as a wire may. */
 #define STREAM_REC_NIC_HELD (STREAM_OPTIONAL | 5u)
+/*
+ * The tail (pvmigrate-stream(5), "The tail"): only after END, and only
+ * once the target's OK reached the source, a source whose guest's NIC
+ * now has another connection on the target forwards the frames that
+ * still reached its old one: NIC_LATE records (body as NIC_HELD, at
+ * least one frame; optional, as frames a wire may lose), then one
+ * NIC_LATE_END: u64 frames forwarded in the tail, u32 how it ended
+ * (enum stream_late_how), u32 0.  Before END both are refused.
+ */
+#define STREAM_REC_NIC_LATE (STREAM_OPTIONAL | 6u)
+#define STREAM_REC_NIC_LATE_END 7u
 
 /* Name of a known record type ("PAGE_BATCH"), or NULL. */
 const char *stream_rec_name(uint32_t type);
@@ -101,6 +113,12 @@ struct stream_info {
 	uint64_t ram_size;		/* bytes, a multiple of STREAM_PAGE_SIZE */
 	uint32_t nr_vcpus;
 	uint32_t page_size;		/* STREAM_PAGE_SIZE */
+	/* StreamHeader.shared_ram: set, no page follows; the RAM is the memory
+	 * file passed with the stream (migrate_shared.c), this one by fstat. */
+	struct stream_shared_ram {
+		int present;
+		uint64_t dev, ino, size;
+	} shared;
 };
 
 struct stream_patch {
@@ -192,6 +210,37 @@ void stream_reader_free(struct stream_reader *r);
  * a record, -1 with r->err set.
  */
 int stream_read_record(struct stream_reader *r, struct stream_record *rec);
+
+/* ---- the tail ---- */
+
+/* NIC_LATE_END's u32: why the source stopped reading its old connection. */
+enum stream_late_how {
+	STREAM_LATE_EOF = 1,	 /* the far end closed it: nothing more can come */
+	STREAM_LATE_BOUND = 2,	 /* the source's time bound passed (a tap has no end) */
+	STREAM_LATE_NIC_ERROR = 3, /* reading it failed */
+	STREAM_LATE_HOW_MAX = 3
+};
+struct stream_late_end {
+	uint64_t frames;	/* NIC_LATE_END's count: frames in the tail's NIC_LATE records */
+	uint32_t how;		/* enum stream_late_how; 0: the input ended with no tail at all */
+};
+/* "EOF", "bound", "NIC error", or "none" */
+const char *stream_late_how_name(uint32_t how);
+
+/*
+ * Read the tail from `io`, right after END: each NIC_LATE frame goes to
+ * frame() as soon as its record is read and checked (a -1 from it stops
+ * with its reason).  Returns 0 at NIC_LATE_END, whose count must equal
+ * the frames seen, with *end filled; 0 with end->how == 0 when the input
+ * ends cleanly before any tail record (a source that sends none); -1
+ * with why for anything else: a record that has no place in the tail, a
+ * malformed body, input ending inside the tail.  Frames handed out before
+ * a failure were intact.  Unknown optional records are skipped.
+ */
+int stream_decode_tail(const struct stream_io *io,
+		       int (*frame)(void *ctx, const uint8_t *f, size_t len, char *why,
+				    size_t whylen),
+		       void *ctx, struct stream_late_end *end, char *why, size_t whylen);
 
 /* ---- decoding a whole stream ---- */
 

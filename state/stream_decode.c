@@ -48,8 +48,20 @@ static int header_from_wire(const uint8_t *body, uint64_t len, struct stream_inf
 	else if (!h->nr_vcpus || h->nr_vcpus > STREAM_MAX_VCPUS)
 		st_err(why, whylen, "STREAM_HEADER: nr_vcpus: %u, want 1..%u", h->nr_vcpus,
 		       STREAM_MAX_VCPUS);
+	else if (h->shared_ram && (!h->shared_ram->has_dev || !h->shared_ram->has_ino ||
+				   !h->shared_ram->has_size))
+		st_err(why, whylen, "STREAM_HEADER: shared_ram: dev, ino or size missing");
+	else if (h->shared_ram && h->shared_ram->size != h->ram_size)
+		st_err(why, whylen, "STREAM_HEADER: shared_ram.size: %llu, ram_size %llu",
+		       (unsigned long long)h->shared_ram->size, (unsigned long long)h->ram_size);
 	else
 		rc = 0;
+	if (rc == 0 && h->shared_ram) {
+		info->shared.present = 1;
+		info->shared.dev = h->shared_ram->dev;
+		info->shared.ino = h->shared_ram->ino;
+		info->shared.size = h->shared_ram->size;
+	}
 	if (rc == 0) {
 		info->version = h->stream_version;
 		strcpy(info->personality, h->personality);
@@ -276,6 +288,12 @@ static int dec_record(struct dec *d, const struct stream_record *rec)
 		d->phase = 1;
 		return dec_header(d, rec->body, rec->len);
 	case STREAM_REC_PAGE_BATCH:
+		if (d->info.shared.present) {
+			/* the RAM is the source's own: a page written here would
+			 * change the running guest's memory */
+			st_err(d->why, d->whylen, "PAGE_BATCH: the header says the RAM is shared");
+			return -1;
+		}
 		if (d->phase == 2) {
 			st_err(d->why, d->whylen, "PAGE_BATCH: after MACHINE_STATE");
 			return -1;
@@ -299,6 +317,10 @@ static int dec_record(struct dec *d, const struct stream_record *rec)
 			return -1;
 		}
 		return 1;
+	case STREAM_REC_NIC_LATE:
+	case STREAM_REC_NIC_LATE_END:
+		st_err(d->why, d->whylen, "%s: before END (it belongs to the tail)", what);
+		return -1;
 	case STREAM_REC_STATISTICS:
 	case STREAM_REC_NIC_HELD:
 		if (rec->len % 8) {
@@ -357,5 +379,153 @@ int stream_decode(const struct stream_io *io, const struct stream_host *host,
 	}
 	stream_reader_free(&r);
 	free(d);
+	return rc;
+}
+
+/* ---- the tail: NIC_LATE records and NIC_LATE_END, after END ---- */
+
+const char *stream_late_how_name(uint32_t how)
+{
+	switch (how) {
+	case STREAM_LATE_EOF:
+		return "EOF";
+	case STREAM_LATE_BOUND:
+		return "bound";
+	case STREAM_LATE_NIC_ERROR:
+		return "NIC error";
+	}
+	return "none";
+}
+
+/* A NIC_LATE body (NIC_HELD's layout, at least one frame): checked
+ * whole before the first frame is handed out; *count frames. */
+static int late_frames(const uint8_t *b, uint64_t len, uint32_t *count, char *why,
+		       size_t whylen)
+{
+	uint64_t off = 8, flen;
+	uint32_t i;
+
+	if (len < 8 || st_get32(b + 4)) {
+		st_err(why, whylen, "NIC_LATE: short body or reserved word not 0");
+		return -1;
+	}
+	*count = st_get32(b);
+	if (!*count) {
+		st_err(why, whylen, "NIC_LATE: no frames");
+		return -1;
+	}
+	for (i = 0; i < *count; i++) {
+		if (len - off < 8 || st_get32(b + off + 4)) {
+			st_err(why, whylen, "NIC_LATE: frame %u: bad or missing header", i);
+			return -1;
+		}
+		flen = st_get32(b + off);
+		off += 8;
+		if (!flen || flen > len - off) {
+			st_err(why, whylen, "NIC_LATE: frame %u: length %llu, %llu bytes left", i,
+			       (unsigned long long)flen, (unsigned long long)(len - off));
+			return -1;
+		}
+		off += flen;
+		if (st_pad(flen) > len - off) {
+			st_err(why, whylen, "NIC_LATE: frame %u: padding cut short", i);
+			return -1;
+		}
+		for (; flen & 7; flen++, off++)
+			if (b[off]) {
+				st_err(why, whylen, "NIC_LATE: frame %u: padding not zero", i);
+				return -1;
+			}
+	}
+	if (off != len) {
+		st_err(why, whylen, "NIC_LATE: %llu bytes after %u frames",
+		       (unsigned long long)(len - off), *count);
+		return -1;
+	}
+	return 0;
+}
+
+int stream_decode_tail(const struct stream_io *io,
+		       int (*frame)(void *ctx, const uint8_t *f, size_t len, char *why,
+				    size_t whylen),
+		       void *ctx, struct stream_late_end *end, char *why, size_t whylen)
+{
+	struct stream_reader r;
+	struct stream_record rec;
+	char whatbuf[32], cb[200];
+	const char *what;
+	uint64_t seen = 0, off;
+	uint32_t count, i, flen;
+	int rc, first = 1;
+
+	memset(end, 0, sizeof(*end));
+	stream_reader_init(&r, io);
+	for (;; first = 0) {
+		rc = stream_read_record(&r, &rec);
+		if (rc < 0) {
+			if (why && whylen)
+				snprintf(why, whylen, "%s", r.err);
+			break;
+		}
+		if (rc == 0) {
+			if (first)
+				break; /* no tail: end->how stays 0 */
+			st_err(why, whylen, "tail: input ended at offset %llu before NIC_LATE_END "
+			       "(%llu frames came)", (unsigned long long)r.offset,
+			       (unsigned long long)seen);
+			rc = -1;
+			break;
+		}
+		what = st_what(rec.type, whatbuf, sizeof(whatbuf));
+		if (rec.type == STREAM_REC_NIC_LATE) {
+			if (late_frames(rec.body, rec.len, &count, why, whylen) < 0) {
+				rc = -1;
+				break;
+			}
+			for (i = 0, off = 8; i < count; i++) {
+				flen = st_get32(rec.body + off);
+				cb[0] = '\0';
+				if (frame && frame(ctx, rec.body + off + 8, flen, cb, sizeof(cb)) < 0) {
+					st_err(why, whylen, "NIC_LATE: frame %llu: %s",
+					       (unsigned long long)seen, cb[0] ? cb : "refused");
+					rc = -1;
+					break;
+				}
+				seen++;
+				off += 8 + flen + st_pad(flen);
+			}
+			if (rc < 0)
+				break;
+			continue;
+		}
+		if (rec.type == STREAM_REC_NIC_LATE_END) {
+			if (rec.len != 16 || st_get32(rec.body + 12)) {
+				st_err(why, whylen, "NIC_LATE_END: length %llu or reserved word: want 16 "
+				       "bytes, reserved 0", (unsigned long long)rec.len);
+				rc = -1;
+			} else if (!st_get32(rec.body + 8) ||
+				   st_get32(rec.body + 8) > STREAM_LATE_HOW_MAX) {
+				st_err(why, whylen, "NIC_LATE_END: how %u, want 1..%u",
+				       st_get32(rec.body + 8), STREAM_LATE_HOW_MAX);
+				rc = -1;
+			} else if (st_get64(rec.body) != seen) {
+				st_err(why, whylen, "NIC_LATE_END: says %llu frames, %llu came",
+				       (unsigned long long)st_get64(rec.body),
+				       (unsigned long long)seen);
+				rc = -1;
+			} else {
+				end->frames = seen;
+				end->how = st_get32(rec.body + 8);
+				rc = 0;
+			}
+			break;
+		}
+		if ((rec.type & STREAM_OPTIONAL) && !stream_rec_name(rec.type))
+			continue; /* unknown optional: skipped */
+		st_err(why, whylen, "%s: has no place in the tail", what);
+		rc = -1;
+		break;
+	}
+	stream_reader_free(&r);
 	return rc;
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_daemon_inplace.sh: in-place moves on one pvmigrated: native -> native three times, then native -> kvm -> native -> kvm -> kvm (runtime upgrade) -> native, each time the right checksum at the end; refusals and a failing receiver leave the guest running
+# test_daemon_inplace.sh: in-place moves on one pvmigrated (RAM shared, not copied): native -> native three times, then native -> kvm -> native -> kvm -> kvm (runtime upgrade) -> native, each time the right checksum at the end; refusals, and a receiver that dies or fails before or after the commit, leave the guest running
 #
 # Usage: test_daemon_inplace.sh PVMIGRATED PVMIGRATE GUEST_ELF WORKLOAD_REF RUNTIME_ELF
 set -u
@@ -9,6 +9,7 @@ pvmigrated=$1 pvmigrate=$2 guest=$3 ref=$4 runtime=$5
 [ -c /dev/kvm ] || { echo "SKIP: no /dev/kvm (no KVM host here)"; exit 77; }
 
 S=$T/control
+export PVGUEST_TEST_FAULT_FILE="$T/fault" # test-only fault hook of the receivers (below)
 start_daemon d --socket "$S"
 C() { "$pvmigrate" --socket "$S" "$@"; }
 
@@ -43,6 +44,7 @@ move() {
 	echo "$out" | grep -q "\"result\":{\"downtime_us\":[0-9]*,\"total_us\":[0-9]*,\"bytes\":[0-9]*,.*\"dest_guest\":\"$g\",\"personality\":\"$to\"" ||
 		fail "$g: $from -> $to: result: $(echo "$out" | tail -n 1)"
 	echo "$out" | grep -q '"progress":{"phase":"precopy"' || fail "$g: $from -> $to: no progress"
+	echo "$out" | grep -q '"ram":"shared"' || fail "$g: $from -> $to: the RAM was not shared"
 	[ "$(field "$g" personality)" = "$to" ] && [ "$(field "$g" state)" = running ] &&
 		[ "$(field "$g" runner)" = pvguest ] ||
 		fail "$g after $from -> $to: $(C --json status "$g")"
@@ -97,26 +99,55 @@ err=$(C --from native --to kvm --runtime "$T/bad.elf" nn 2>&1)
 	progress nn 20 && ok "nn runs on after the refusals" || fail "nn after the refusals: $(C status nn)"
 finished nn "$want"
 
-# ---- the receiver dies while the stream runs: the guest runs on where it was ----
-C boot --name big --vcpus 2 --memory 256M "$guest" seed=2 fill=160M >/dev/null || fail "boot big"
+# ---- the receiver fails or dies during the commit of a shared-RAM move ----
+# (pvguest's test hook, PVGUEST_TEST_FAULT_FILE: read by each receiver as it
+# starts).  kill@ready: killed after READY, before GO: the RAM was never
+# touched.  kill@repatched / fail@repatched: after GO, with the shared RAM's
+# sites already rewritten to kvm: the source must put every site back to
+# native and resume.  Each time the guest runs on, on native, and ends with
+# the right checksum.
+args="seed=2 steps=60000 fill=160M"
+want=$("$ref" $args)
+C boot --name big --vcpus 2 --memory 256M "$guest" $args >/dev/null || fail "boot big"
 wait_console "$S" big "tick=" 60 || fail "big printed no progress"
-C --from native --to kvm big >"$T/big.out" 2>&1 &
-mover=$!
-i=0
-while [ $i -lt 1000 ]; do
-	r=$(sed -n 's/.*big: receiver ready (pid \([0-9]*\)).*/\1/p' "$T/d.log")
-	[ -n "$r" ] && kill -9 "$r" && break
-	sleep 0.01
-	i=$((i + 1))
+for f in kill@ready kill@repatched fail@repatched; do
+	echo "$f" >"$T/fault"
+	err=$(C --from native --to kvm big 2>&1)
+	rc=$?
+	rm -f "$T/fault"
+	[ $rc = 1 ] && echo "$err" | grep -q "failed: .*was resumed, still on native" &&
+		ok "receiver $f: $err" || fail "receiver $f: rc $rc: $err"
+	[ "$(field big state)" = running ] && [ "$(field big personality)" = native ] &&
+		progress big 20 && ok "big runs on, on native, after $f" ||
+		fail "big after $f: $(C status big)"
 done
-wait $mover
+n=$(C console big 2>/dev/null | grep -c "sites held the target's bytes: put back")
+[ "$n" = 2 ] && ok "big: the sites were put back after both faults past the commit" ||
+	fail "big: $n site restores reported, want 2: $(C console big | grep pvguest | tail -5)"
+move big native kvm
+finished big "$want"
+
+# ---- a receiver that goes silent after GO (stop@repatched): the source
+# waits for it without a timeout of its own; the daemon ends it after
+# migrate_timeout_ms, and the source puts its sites back and resumes ----
+printf 'socket = %s\nmigrate_timeout_ms = 3000\n' "$T/control2" >"$T/d2.conf"
+start_daemon d2 --config "$T/d2.conf"
+C2() { "$pvmigrate" --socket "$T/control2" "$@"; }
+args="seed=6 steps=30000"
+want=$("$ref" $args)
+C2 boot --name st --vcpus 2 --memory 128M "$guest" $args >/dev/null || fail "boot st"
+wait_console "$T/control2" st "tick=" 30 || fail "st printed no progress"
+echo stop@repatched >"$T/fault"
+err=$(C2 --from native --to kvm st 2>&1)
 rc=$?
-err=$(cat "$T/big.out")
-[ -n "$r" ] && [ $rc = 1 ] && echo "$err" | grep -q "failed: .*still on native" &&
-	ok "receiver killed mid-stream: $err" || fail "receiver killed mid-stream: rc $rc: $err"
-[ "$(field big state)" = running ] && [ "$(field big personality)" = native ] &&
-	progress big 20 && ok "big runs on, on native" || fail "big: $(C status big)"
-C destroy big >/dev/null || fail "destroy big"
+rm -f "$T/fault"
+[ $rc = 1 ] && echo "$err" | grep -q "was resumed, still on native" &&
+	grep -q "st: in place native -> kvm: the receiver has not finished within 3000 ms" "$T/d2.log" &&
+	ok "silent receiver after GO: ended by the daemon: $err" || fail "silent receiver: rc $rc: $err"
+wait_state "$T/control2" st exited 120 || fail "st did not end: $(C2 status st)"
+got=$(C2 console st 2>/dev/null | grep '^workload:')
+[ "$got" = "$want" ] && ok "st: checksum after the silent receiver: $got" ||
+	fail "st: got '$got', want '$want'"
 
 # ---- a guest booted on kvm (runtime booted, not adopted) runs in pvguest and moves ----
 args="seed=1 steps=20000"
@@ -127,7 +158,7 @@ C list | grep -q '^kb .* running .* kvm ' && [ "$(field kb runner)" = pvguest ] 
 	ok "list and status: kb on kvm under pvguest" || fail "kb: $(C --json status kb)"
 wait_console "$S" kb "tick=" 30 || fail "kb printed no progress"
 out=$(C --from kvm --to native kb 2>&1)
-[ $? = 0 ] && echo "$out" | grep -q "^moved in place: kb now runs on native: downtime [0-9.]* ms" &&
+[ $? = 0 ] && echo "$out" | grep -q "^moved in place: kb now runs on native: downtime [0-9.]* ms, total [0-9.]* ms, RAM shared (0 pages sent" &&
 	ok "kb: $out" || fail "kb: kvm -> native: $out"
 finished kb "$want"
 

@@ -356,6 +356,262 @@ static void test_refusals(void)
 	strcpy(patch.personality, "kvm");
 }
 
+/* ---- the tail: NIC_LATE records and NIC_LATE_END, after END ---- */
+
+/* A NIC_LATE body with n frames of lengths len[i], byte j of frame i = i * 16 + j. */
+static size_t late_body(uint8_t *b, unsigned n, const unsigned *len)
+{
+	size_t off = 8;
+	unsigned i, j;
+
+	memset(b, 0, 8);
+	b[0] = (uint8_t)n;
+	for (i = 0; i < n; i++) {
+		memset(b + off, 0, 8);
+		b[off] = (uint8_t)len[i];
+		b[off + 1] = (uint8_t)(len[i] >> 8);
+		off += 8;
+		for (j = 0; j < len[i]; j++)
+			b[off + j] = (uint8_t)(i * 16 + j);
+		for (j = len[i]; j & 7; j++)
+			b[off + j] = 0;
+		off += (len[i] + 7) & ~7u;
+	}
+	return off;
+}
+
+static void late_end(uint8_t *b, uint64_t frames, uint32_t how)
+{
+	memset(b, 0, 16);
+	memcpy(b, &frames, 8);
+	memcpy(b + 8, &how, 4);
+}
+
+struct tail_seen {
+	unsigned frames, bytes, refuse_at;
+	int bad;
+};
+
+static int on_late(void *ctx, const uint8_t *f, size_t len, char *why, size_t whylen)
+{
+	struct tail_seen *t = ctx;
+	size_t j;
+
+	if (t->refuse_at && t->frames + 1 == t->refuse_at) {
+		snprintf(why, whylen, "no room");
+		return -1;
+	}
+	/* the test's frames: the 2nd is frame 1 of its record (bytes 16 + j), the others frame 0 */
+	for (j = 0; j < len; j++)
+		if (f[j] != (uint8_t)(j + (t->frames == 1 ? 16 : 0)))
+			t->bad = 1;
+	t->frames++;
+	t->bytes += (unsigned)len;
+	return 0;
+}
+
+static int tail_decode(struct stream_mem *m, struct tail_seen *t, struct stream_late_end *end,
+		       char *why, size_t whylen)
+{
+	struct stream_io io;
+
+	unsigned refuse_at = t->refuse_at;
+
+	m->pos = 0;
+	memset(t, 0, sizeof(*t));
+	t->refuse_at = refuse_at;
+	stream_io_mem(&io, m);
+	return stream_decode_tail(&io, on_late, t, end, why, whylen);
+}
+
+static void refuse_tail(const char *name, struct stream_mem *m, const char *want)
+{
+	struct tail_seen t = { 0 };
+	struct stream_late_end end;
+	char why[256];
+	int rc = tail_decode(m, &t, &end, why, sizeof(why));
+
+	CHECK(rc == -1 && !strcmp(why, want), "tail: %s: got %d \"%s\", want \"%s\"", name, rc, why,
+	      want);
+	stream_mem_free(m);
+}
+
+static void test_tail(void)
+{
+	static const unsigned two[] = { 60, 13 }, one[] = { 1514 };
+	uint8_t body[4096], end[16];
+	struct stream_mem m = { 0 }, main_stream;
+	struct stream_late_end le;
+	struct tail_seen t = { 0 };
+	struct stream_writer w;
+	struct stream_io io;
+	size_t n;
+	char why[256];
+	int rc;
+
+	/* a whole tail: two NIC_LATE, an unknown optional record, NIC_LATE_END */
+	stream_io_mem(&io, &m);
+	stream_writer_init(&w, &io);
+	n = late_body(body, 2, two);
+	CHECK(stream_write_record(&w, STREAM_REC_NIC_LATE, body, n) == 0, "%s", w.err);
+	stream_write_record(&w, STREAM_OPTIONAL | 0x42, "later", 5);
+	n = late_body(body, 1, one);
+	CHECK(stream_write_record(&w, STREAM_REC_NIC_LATE, body, n) == 0, "%s", w.err);
+	late_end(end, 3, STREAM_LATE_EOF);
+	CHECK(stream_write_record(&w, STREAM_REC_NIC_LATE_END, end, 16) == 0, "%s", w.err);
+	rc = tail_decode(&m, &t, &le, why, sizeof(why));
+	CHECK(rc == 0 && le.frames == 3 && le.how == STREAM_LATE_EOF && t.frames == 3 &&
+	      t.bytes == 60 + 13 + 1514 && !t.bad, "tail: rc %d (%s), %u frames, %u bytes, end %llu/%u",
+	      rc, rc ? why : "", t.frames, t.bytes, (unsigned long long)le.frames, le.how);
+	if (getenv("STREAM_WRITE_TAIL_SEED")) { /* the fuzzer's seed: a stream and this tail */
+		FILE *fp = fopen(getenv("STREAM_WRITE_TAIL_SEED"), "ab");
+
+		CHECK(fp && fwrite(m.buf, 1, m.len, fp) == m.len && fclose(fp) == 0, "tail seed");
+	}
+	CHECK(!strcmp(stream_rec_name(STREAM_REC_NIC_LATE), "NIC_LATE") &&
+	      !strcmp(stream_late_how_name(STREAM_LATE_BOUND), "bound"), "tail: names");
+	/* the frame callback's refusal stops it, named */
+	t.refuse_at = 2;
+	m.pos = 0;
+	stream_io_mem(&io, &m);
+	t.frames = 0;
+	rc = stream_decode_tail(&io, on_late, &t, &le, why, sizeof(why));
+	CHECK(rc == -1 && !strcmp(why, "stream: NIC_LATE: frame 1: no room"), "tail: refusal: %s",
+	      why);
+	/* cut anywhere after the first record's header: refused, never a crash */
+	for (n = 1; n < m.len; n++) {
+		struct stream_mem cut = { m.buf, n, n, 0 };
+
+		stream_io_mem(&io, &cut);
+		t.refuse_at = 0;
+		CHECK(stream_decode_tail(&io, on_late, &t, &le, why, sizeof(why)) == -1,
+		      "tail cut at %zu accepted", n);
+	}
+	stream_mem_free(&m);
+
+	/* no tail at all: a source that sends none */
+	rc = tail_decode(&m, &t, &le, why, sizeof(why));
+	CHECK(rc == 0 && le.how == 0 && t.frames == 0, "tail: empty input: rc %d", rc);
+
+#define TAIL(...)                                                                                \
+	do {                                                                                     \
+		memset(&m, 0, sizeof(m));                                                        \
+		stream_io_mem(&io, &m);                                                          \
+		stream_writer_init(&w, &io);                                                     \
+		__VA_ARGS__;                                                                     \
+	} while (0)
+	TAIL(n = late_body(body, 2, two); stream_write_record(&w, STREAM_REC_NIC_LATE, body, n);
+	     late_end(end, 3, STREAM_LATE_EOF);
+	     stream_write_record(&w, STREAM_REC_NIC_LATE_END, end, 16));
+	refuse_tail("count", &m, "stream: NIC_LATE_END: says 3 frames, 2 came");
+	TAIL(late_end(end, 0, 0); stream_write_record(&w, STREAM_REC_NIC_LATE_END, end, 16));
+	refuse_tail("how 0", &m, "stream: NIC_LATE_END: how 0, want 1..3");
+	TAIL(late_end(end, 0, 4); stream_write_record(&w, STREAM_REC_NIC_LATE_END, end, 16));
+	refuse_tail("how 4", &m, "stream: NIC_LATE_END: how 4, want 1..3");
+	TAIL(late_end(end, 0, 1); stream_write_record(&w, STREAM_REC_NIC_LATE_END, end, 8));
+	refuse_tail("short end", &m,
+		    "stream: NIC_LATE_END: length 8 or reserved word: want 16 bytes, reserved 0");
+	TAIL(n = late_body(body, 0, two); stream_write_record(&w, STREAM_REC_NIC_LATE, body, n));
+	refuse_tail("no frames", &m, "stream: NIC_LATE: no frames");
+	TAIL(n = late_body(body, 2, two); body[8 + 8 + 60] = 1;
+	     stream_write_record(&w, STREAM_REC_NIC_LATE, body, n));
+	refuse_tail("padding", &m, "stream: NIC_LATE: frame 0: padding not zero");
+	TAIL(n = late_body(body, 2, two); body[0] = 3;
+	     stream_write_record(&w, STREAM_REC_NIC_LATE, body, n));
+	refuse_tail("count over", &m, "stream: NIC_LATE: frame 2: bad or missing header");
+	TAIL(n = late_body(body, 1, two); stream_write_record(&w, STREAM_REC_NIC_LATE, body, n + 8));
+	refuse_tail("trailing", &m, "stream: NIC_LATE: 8 bytes after 1 frames");
+	TAIL(n = late_body(body, 1, two); body[8] = 200;
+	     stream_write_record(&w, STREAM_REC_NIC_LATE, body, n));
+	refuse_tail("frame length", &m, "stream: NIC_LATE: frame 0: length 200, 64 bytes left");
+	TAIL(stream_write_record(&w, STREAM_REC_END, NULL, 0));
+	refuse_tail("END", &m, "stream: END: has no place in the tail");
+	TAIL(stream_write_record(&w, STREAM_REC_NIC_HELD, body, 8));
+	refuse_tail("NIC_HELD", &m, "stream: NIC_HELD: has no place in the tail");
+	TAIL(stream_write_record(&w, 0x42, "x", 1));
+	refuse_tail("unknown mandatory", &m, "stream: record type 0x00000042: has no place in the "
+		    "tail");
+	TAIL(n = late_body(body, 1, one); stream_write_record(&w, STREAM_REC_NIC_LATE, body, n));
+	refuse_tail("no end", &m, "stream: tail: input ended at offset 1552 before NIC_LATE_END "
+		    "(1 frames came)");
+#undef TAIL
+
+	/* before END, both belong nowhere */
+	build(&main_stream, &small_info, V_NO_END);
+	stream_io_mem(&io, &main_stream);
+	stream_writer_init(&w, &io);
+	w.phase = 2;
+	n = late_body(body, 1, one);
+	stream_write_record(&w, STREAM_REC_NIC_LATE, body, n);
+	refuse("NIC_LATE before END", main_stream.buf, main_stream.len, &host_fake,
+	       "stream: NIC_LATE: before END (it belongs to the tail)");
+	stream_mem_free(&main_stream);
+	build(&main_stream, &small_info, V_NO_END);
+	stream_io_mem(&io, &main_stream);
+	stream_writer_init(&w, &io);
+	late_end(end, 0, 1);
+	stream_write_record(&w, STREAM_REC_NIC_LATE_END, end, 16);
+	refuse("NIC_LATE_END before END", main_stream.buf, main_stream.len, &host_fake,
+	       "stream: NIC_LATE_END: before END (it belongs to the tail)");
+	stream_mem_free(&main_stream);
+}
+
+/* ---- shared RAM (StreamHeader.shared_ram): no page may follow ---- */
+
+static struct stream_info shared_seen;
+
+static int on_shared_header(void *ctx, const struct stream_info *info, char *why, size_t whylen)
+{
+	shared_seen = *info;
+	return 0;
+}
+
+static void test_shared_ram(void)
+{
+	static const uint64_t gfns[] = { 1 };
+	struct stream_info info = small_info;
+	struct stream_machine ms = { vcpus, 2, devs, devs_len, &patch, NULL, NULL, 0 };
+	struct stream_sink sk = { NULL, on_shared_header, NULL, NULL, NULL };
+	struct stream_mem m = { 0 };
+	struct stream_io io;
+	struct stream_writer w;
+	char why[256];
+
+	info.cpu = host_local.cpu;
+	info.shared = (struct stream_shared_ram){ 1, 0x803, 4242, info.ram_size + 4096 };
+	stream_io_mem(&io, &m);
+	stream_writer_init(&w, &io);
+	CHECK(stream_write_header(&w, &info) < 0 && strstr(w.err, "shared RAM of"),
+	      "shared_ram.size must be ram_size: %s", w.err);
+	info.shared.size = info.ram_size;
+	CHECK(stream_write_header(&w, &info) == 0 && stream_write_machine_state(&w, &ms) == 0 &&
+	      stream_write_end(&w) == 0, "a shared stream: header, machine state, END: %s", w.err);
+	stream_io_mem(&io, &m);
+	CHECK(stream_decode(&io, &host_local, &sk, why, sizeof(why)) == 0, "decodes: %s", why);
+	CHECK(shared_seen.shared.present && shared_seen.shared.dev == 0x803 &&
+	      shared_seen.shared.ino == 4242 && shared_seen.shared.size == info.ram_size,
+	      "shared_ram comes back: dev, inode, size");
+	stream_mem_free(&m);
+
+	memset(&m, 0, sizeof(m));
+	stream_io_mem(&io, &m);
+	stream_writer_init(&w, &io);
+	CHECK(stream_write_header(&w, &info) == 0, "%s", w.err);
+	raw_batch(&w, gfns, 1);
+	CHECK(stream_write_machine_state(&w, &ms) == 0 && stream_write_end(&w) == 0, "%s", w.err);
+	refuse("a page with shared RAM", m.buf, m.len, &host_local,
+	       "stream: PAGE_BATCH: the header says the RAM is shared");
+	stream_mem_free(&m);
+
+	info.shared.present = 0;
+	memset(&shared_seen, 0xff, sizeof(shared_seen));
+	build(&m, &info, 0);
+	stream_io_mem(&io, &m);
+	CHECK(stream_decode(&io, &host_local, &sk, why, sizeof(why)) == 0 &&
+	      !shared_seen.shared.present, "no shared_ram: present 0 (%s)", why);
+	stream_mem_free(&m);
+}
+
 int main(void)
 {
 	static struct host ha;
@@ -381,6 +637,8 @@ int main(void)
 
 	test_round_trip();
 	test_refusals();
+	test_tail();
+	test_shared_ram();
 	free(devs);
 	free(cause);
 	return tap_done("test_stream");
