@@ -1,4 +1,5 @@
 /* personality_kvm_host.c: the host half of the kvm personality: window, runtime ELF, boot block, host page tables, the BSP's start in the runtime */
+#include <errno.h> /* program_invocation_short_name: pvhost or pvguest */
 #include <elf.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -328,18 +329,20 @@ void vm__kvm_host_report(struct vm *vm, FILE *out)
 	if (!h)
 		return;
 	if (h->booted)
-		fprintf(out, "pvhost: runtime: booted: %u sites, %u rewritten native -> kvm; "
-			"%llu timer news, %llu doorbells, %llu console bytes\n", h->sites,
+		fprintf(out, "%s: runtime: booted: %u sites, %u rewritten native -> kvm; "
+			"%llu timer news, %llu doorbells, %llu console bytes\n",
+			program_invocation_short_name, h->sites,
 			h->rewritten, (unsigned long long)h->timer_news,
 			(unsigned long long)h->bells, (unsigned long long)h->console_bytes);
 	else
-		fprintf(out, "pvhost: runtime: it never reported its boot (no RT_BELL_BOOTED)\n");
+		fprintf(out, "%s: runtime: it never reported its boot (no RT_BELL_BOOTED)\n",
+			program_invocation_short_name);
 	if (h->nic)
 		fprintf(out,
-			"pvhost: net: %llu frames to the guest (%llu RX news), %llu from it (%llu polled "
+			"%s: net: %llu frames to the guest (%llu RX news), %llu from it (%llu polled "
 			"by the host, %llu lost "
 			"on send, %llu malformed), host queue peak %llu of %u (%llu waits for ring "
-			"room), %llu still held, %llu too long for a slot\n",
+			"room), %llu still held, %llu too long for a slot\n", program_invocation_short_name,
 			(unsigned long long)__atomic_load_n(&h->rx_frames, __ATOMIC_RELAXED),
 			(unsigned long long)__atomic_load_n(&h->rx_news, __ATOMIC_RELAXED),
 			(unsigned long long)h->tx_frames, (unsigned long long)h->tx_polled,

@@ -1,4 +1,5 @@
 /* personality_kvm_state.c: the runtime's CPU model and device models out of and into a paused guest (RuntimeState), through the channel's state request */
+#include <errno.h> /* program_invocation_short_name: pvhost or pvguest */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +79,8 @@ static void stuck_report(struct vm *vm, struct kvm_host *h, char *out, size_t le
 	unsigned i;
 
 	out[0] = 0;
-	fprintf(stderr, "pvhost: kvm state: no answer: news %#x park_req %u state_req %u, "
-		"%llu upcalls\n", h->sh->news, h->sh->park_req, h->sh->state_req,
+	fprintf(stderr, "%s: kvm state: no answer: news %#x park_req %u state_req %u, "
+		"%llu upcalls\n", program_invocation_short_name, h->sh->news, h->sh->park_req, h->sh->state_req,
 		(unsigned long long)h->sh->upcalls);
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		const struct rt_cpu_state *b = cpu_block(vm, i);
@@ -88,7 +89,8 @@ static void stuck_report(struct vm *vm, struct kvm_host *h, char *out, size_t le
 		int upcall;
 
 		if (vm__get_vcpu_state(vm, i, &st) < 0) {
-			fprintf(stderr, "pvhost: kvm state: vCPU %u: its state: %s\n", i, vm->err);
+			fprintf(stderr, "%s: kvm state: vCPU %u: its state: %s\n",
+				program_invocation_short_name, i, vm->err);
 			continue;
 		}
 		where = st.rip >= RT_WINDOW_BASE && st.rip - RT_WINDOW_BASE < RT_WINDOW_SIZE ?
@@ -97,9 +99,9 @@ static void stuck_report(struct vm *vm, struct kvm_host *h, char *out, size_t le
 				"in guest kernel code";
 		upcall = (st.events.irq_injected && st.events.irq_nr == RT_UPCALL_VECTOR) ||
 			 (st.pending_irq_bitmap[RT_UPCALL_VECTOR / 64] >> (RT_UPCALL_VECTOR % 64) & 1);
-		fprintf(stderr, "pvhost: kvm state: vCPU %u: %s%s, %s at rip %#llx cs %#x rflags %#llx "
+		fprintf(stderr, "%s: kvm state: vCPU %u: %s%s, %s at rip %#llx cs %#x rflags %#llx "
 			"(IF %u, vif %u), mp_state %u, interrupt shadow %u, upcall %s, event %s, "
-			"%llu site calls\n", i, b->online ? "online, " : "not online, ",
+			"%llu site calls\n", program_invocation_short_name, i, b->online ? "online, " : "not online, ",
 			park_name(parked), where, (unsigned long long)st.rip, st.cs.selector,
 			(unsigned long long)st.rflags, (unsigned)(st.rflags >> 9 & 1), b->vif,
 			st.mp_state, st.events.irq_shadow, upcall ? "queued" : "none",

@@ -261,8 +261,8 @@ void vm__platform_report(struct vm *vm, FILE *out)
 	if (!vm__platform_nic_stats(vm, &st))
 		return;
 	fprintf(out,
-		"pvhost: net: %llu frames to the guest, %llu from it (%llu lost on send), "
-		"host queue peak %llu of %u, %llu dropped (queue full)\n",
+		"%s: net: %llu frames to the guest, %llu from it (%llu lost on send), "
+		"host queue peak %llu of %u, %llu dropped (queue full)\n", program_invocation_short_name,
 		(unsigned long long)st.rx_frames, (unsigned long long)st.tx_frames,
 		(unsigned long long)st.tx_errors, (unsigned long long)st.held_max, NIC_QUEUE,
 		(unsigned long long)st.dropped);

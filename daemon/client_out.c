@@ -61,6 +61,12 @@ static void json_guest(FILE *f, const Info *g)
 	json_cstr(f, g->runner);
 	fprintf(f, ",\"console_bytes\":%" PRIu64 ",\"detail\":", g->console_bytes);
 	json_cstr(f, g->detail);
+	/* absent: a daemon older than minor 3 does not say; "": no NIC */
+	fputs(",\"net\":", f);
+	if (g->net)
+		json_cstr(f, g->net);
+	else
+		fputs("null", f);
 	fputc('}', f);
 }
 
@@ -174,6 +180,8 @@ static void text_status(FILE *f, const Info *g)
 		"\nmemory:      %s\nuptime:      %s\nimage:       %s\nconsole:     %" PRIu64 " bytes\n",
 		g->pid, g->personality, g->runner ? g->runner : "", g->vcpus, m, up,
 		g->image ? g->image : "", g->console_bytes);
+	if (g->net) /* absent: a daemon older than minor 3, which does not say */
+		fprintf(f, "net:         %s\n", g->net[0] ? g->net : "none");
 	if (g->detail && g->detail[0])
 		fprintf(f, "detail:      %s\n", g->detail);
 }
@@ -183,8 +191,8 @@ static void text_list(FILE *f, const Pvmigrate__Ctl__GuestList *l)
 	char m[32], up[32], st[16];
 	size_t i;
 
-	fprintf(f, "%-16s %-10s %7s %-11s %5s %6s %8s %s\n", "NAME", "STATE", "PID", "PERSONALITY",
-		"VCPUS", "MEMORY", "UPTIME", "EXIT");
+	fprintf(f, "%-16s %-10s %7s %-11s %5s %6s %8s %-4s %s\n", "NAME", "STATE", "PID",
+		"PERSONALITY", "VCPUS", "MEMORY", "UPTIME", "EXIT", "NET");
 	for (i = 0; i < l->n_guests; i++) {
 		const Info *g = l->guests[i];
 
@@ -194,8 +202,9 @@ static void text_list(FILE *f, const Pvmigrate__Ctl__GuestList *l)
 			snprintf(st, sizeof st, "%" PRId32, g->exit_status);
 		else
 			snprintf(st, sizeof st, "-");
-		fprintf(f, "%-16s %-10s %7" PRIu32 " %-11s %5" PRIu32 " %6s %8s %s\n", g->name,
-			g->state, g->pid, g->personality, g->vcpus, m, up, st);
+		fprintf(f, "%-16s %-10s %7" PRIu32 " %-11s %5" PRIu32 " %6s %8s %-4s %s\n", g->name,
+			g->state, g->pid, g->personality, g->vcpus, m, up, st,
+			g->net && g->net[0] ? g->net : "-");
 	}
 }
 

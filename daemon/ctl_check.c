@@ -159,6 +159,9 @@ static int check_guest_info(const Pvmigrate__Ctl__GuestInfo *g, char *why, size_
 	    !ctl_printable(g->state, 32) || !opt_text(g->image, CTL_PATH_MAX) ||
 	    !opt_text(g->runner, 32) || !opt_text(g->detail, CTL_MSG_MAX))
 		return ctl_bad(why, whylen, "guest info: a name, state or text field is malformed");
+	if (!ctl_check_net(g->net))
+		return ctl_bad(why, whylen, "guest info: %s: net: must be socket:/PATH or tap:IFNAME",
+			   g->name);
 	if (!g->has_pid || !g->has_vcpus || !g->has_memory || !g->has_uptime_ms)
 		return ctl_bad(why, whylen, "guest info: %s: a required number is missing", g->name);
 	return 0;

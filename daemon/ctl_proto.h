@@ -21,8 +21,9 @@
 
 #define CTL_PROTO_MAJOR 1u
 /* 1: Migrate.runtime (in-place kvm upgrades), MigrateResult.personality
- * 2: PeerMigrate.net (a guest with a NIC moves between daemons) */
-#define CTL_PROTO_MINOR 2u
+ * 2: PeerMigrate.net (a guest with a NIC moves between daemons)
+ * 3: GuestInfo.net (status and list show the guest's NIC) */
+#define CTL_PROTO_MINOR 3u
 /* The oldest target minor that takes a guest with a NIC (PeerMigrate.net). */
 #define CTL_PROTO_MINOR_NET 2u
 #define CTL_FRAME_HDR 4u

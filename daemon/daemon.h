@@ -109,6 +109,11 @@ void conn_guest(struct conn *c, uint64_t id, struct guest *g, int more);
 /* Wait on g for (kind); wait_done detaches (the request is answered). */
 void conn_wait_on(struct conn *c, struct guest *g, enum conn_wait kind, uint64_t id);
 void conn_wait_done(struct conn *c);
+/* The checks every move makes (in place or to a peer) before anything
+ * starts: both personalities known and run here, the guest there, on
+ * --from, running and in no other move.  The guest, or NULL once c has
+ * the refusal. */
+struct guest *conn_move_guest(struct conn *c, uint64_t id, const Pvmigrate__Ctl__Migrate *m);
 
 /* ---- guests (guest_proc.c, guest_console.c) ---- */
 

@@ -225,6 +225,41 @@ static struct guest *need_guest(struct conn *c, uint64_t id, const char *name)
 	return g;
 }
 
+struct guest *conn_move_guest(struct conn *c, uint64_t id, const Pvmigrate__Ctl__Migrate *m)
+{
+	struct guest *g;
+	char avail[128];
+
+	daemon_available_text(c->d, avail, sizeof avail);
+	if (!ctl_personality_known(m->from) || !daemon_available(c->d, m->from)) {
+		conn_error(c, id, CTL_ERR_UNAVAILABLE,
+			   "hypervisor '%s' is not available on this host (available: %s)",
+			   m->from, avail);
+		return NULL;
+	}
+	if (!ctl_personality_known(m->to) || !daemon_available(c->d, m->to)) {
+		conn_error(c, id, CTL_ERR_UNAVAILABLE,
+			   "hypervisor '%s' is not available on this host (available: %s)",
+			   m->to, avail);
+		return NULL;
+	}
+	g = need_guest(c, id, m->guest);
+	if (!g)
+		return NULL;
+	if (strcmp(m->from, g->personality)) {
+		conn_error(c, id, CTL_ERR_INVALID, "%s runs on %s, not %s (--from)", g->name,
+			   g->personality, m->from);
+		return NULL;
+	}
+	/* an in-place move that is winding up still holds the guest, running or not */
+	if (g->state != G_RUNNING || mig_local_of(g)) {
+		conn_error(c, id, CTL_ERR_BUSY, "%s is %s, not running", g->name,
+			   guest_state_name(g->state));
+		return NULL;
+	}
+	return g;
+}
+
 static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 {
 	Pvmigrate__Ctl__ControlRequest *req;

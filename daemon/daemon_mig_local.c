@@ -452,41 +452,17 @@ int mig_local_exited(struct guest *x)
 
 void local_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__Ctl__Migrate *m)
 {
-	struct guest *g = guest_find(d, m->guest);
 	struct timeval tick = { 0, TICK_MS * 1000 };
 	const char *runtime = m->runtime ? m->runtime : "";
 	struct mig_local *ml;
-	char avail[128], why[300];
+	struct guest *g;
+	char why[300];
 	int sv[2];
 
-	daemon_available_text(d, avail, sizeof avail);
 	/* Every refusal before anything starts: the guest is untouched. */
-	if (!ctl_personality_known(m->from) || !daemon_available(d, m->from)) {
-		conn_error(c, id, CTL_ERR_UNAVAILABLE,
-			   "hypervisor '%s' is not available on this host (available: %s)",
-			   m->from, avail);
+	g = conn_move_guest(c, id, m);
+	if (!g)
 		return;
-	}
-	if (!ctl_personality_known(m->to) || !daemon_available(d, m->to)) {
-		conn_error(c, id, CTL_ERR_UNAVAILABLE,
-			   "hypervisor '%s' is not available on this host (available: %s)",
-			   m->to, avail);
-		return;
-	}
-	if (!g) {
-		conn_error(c, id, CTL_ERR_NOT_FOUND, "no guest named %s", m->guest);
-		return;
-	}
-	if (strcmp(m->from, g->personality)) {
-		conn_error(c, id, CTL_ERR_INVALID, "%s runs on %s, not %s (--from)", g->name,
-			   g->personality, m->from);
-		return;
-	}
-	if (g->state != G_RUNNING || find(g)) {
-		conn_error(c, id, CTL_ERR_BUSY, "%s is %s, not running", g->name,
-			   guest_state_name(g->state));
-		return;
-	}
 	if (g->runner != RUNNER_PVGUEST) {
 		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
 			   "%s runs under pvhost, which cannot be told to migrate", g->name);

@@ -302,42 +302,17 @@ static int numeric_host(const char *h)
 
 void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__Ctl__Migrate *m)
 {
-	struct guest *g = guest_find(d, m->guest);
 	struct timeval tick = { 0, TICK_MS * 1000 };
-	char avail[128];
 	struct mig_out *mo;
+	struct guest *g;
 	SSL *ssl;
 	const char *no = "live migration through the daemon is not implemented yet";
 
-	daemon_available_text(d, avail, sizeof avail);
 	/* Everything that can be refused is refused here, before any peer is
 	 * contacted and long before anything is frozen. */
-	if (!ctl_personality_known(m->from) || !daemon_available(d, m->from)) {
-		conn_error(c, id, CTL_ERR_UNAVAILABLE,
-			   "hypervisor '%s' is not available on this host (available: %s)",
-			   m->from, avail);
+	g = conn_move_guest(c, id, m);
+	if (!g)
 		return;
-	}
-	if (!ctl_personality_known(m->to) || !daemon_available(d, m->to)) {
-		conn_error(c, id, CTL_ERR_UNAVAILABLE,
-			   "hypervisor '%s' is not available on this host (available: %s)",
-			   m->to, avail);
-		return;
-	}
-	if (!g) {
-		conn_error(c, id, CTL_ERR_NOT_FOUND, "no guest named %s", m->guest);
-		return;
-	}
-	if (strcmp(m->from, g->personality)) {
-		conn_error(c, id, CTL_ERR_INVALID, "%s runs on %s, not %s (--from)", g->name,
-			   g->personality, m->from);
-		return;
-	}
-	if (g->state != G_RUNNING) {
-		conn_error(c, id, CTL_ERR_BUSY, "%s is %s, not running", g->name,
-			   guest_state_name(g->state));
-		return;
-	}
 	if (g->runner != RUNNER_PVGUEST) {
 		conn_error(c, id, CTL_ERR_NOT_IMPLEMENTED,
 			   "%s: %s runs under pvhost, which cannot be told to migrate", no,

@@ -83,6 +83,7 @@ void guest_fill_info(const struct guest *g, Pvmigrate__Ctl__GuestInfo *gi)
 	gi->has_console_bytes = 1;
 	gi->console_bytes = g->ring_total;
 	gi->detail = (char *)g->detail;
+	gi->net = (char *)g->net;
 }
 
 /* ---- the guest's NIC backend, opened by the daemon ----

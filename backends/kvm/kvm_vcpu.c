@@ -115,8 +115,10 @@ static void stack_hints(struct kvm_vcpu *v, uint64_t rsp)
 		memcpy(&w, p, 8);
 		if (w >> 31 != 0x1ffffffffull)
 			continue;
-		fprintf(stderr, "%s%#llx", n++ ? " " : "pvhost: stack words that look like kernel text: ",
-			(unsigned long long)w);
+		if (!n++)
+			fprintf(stderr, "%s: stack words that look like kernel text:",
+				program_invocation_short_name);
+		fprintf(stderr, " %#llx", (unsigned long long)w);
 	}
 	if (n)
 		fputc('\n', stderr);

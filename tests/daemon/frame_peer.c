@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/test_frames.h"
+
 /*
  * Usage: frame_peer [--switch [--learn-delay MS]] [--window W] [--rate R]
  *                   [--count N] [--stop-file F] [--status F] [--drain SECONDS] PATH
@@ -21,8 +23,8 @@
  * reference guest echoes every frame its DP83820 receives with the
  * addresses swapped (tests/guest/dp83820.c); frames sent before its driver
  * is up wait in the host's hold queue.  We keep W frames in flight, each
- * carrying a sequence number and a payload derived from it (the format of
- * tests/migrate/test_migrate_net.c).  --rate caps the frames sent per
+ * carrying a sequence number and a payload derived from it
+ * (tests/lib/test_frames.h, as tests/migrate/test_migrate_net.c sends).  --rate caps the frames sent per
  * second (0: as fast as the echoes come back): the echo runs in the
  * guest's kernel, which a busy NIC would otherwise let starve the
  * workload on the vCPU taking its interrupts.
@@ -55,7 +57,6 @@
  * always has late frames to forward (a test's way to exercise that path
  * every time instead of by the luck of its timing).
  */
-#define LEN 60
 #define TICK_MS 100
 #define STATUS_EVERY_NS 200000000ull
 
@@ -76,20 +77,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-/* Frame `seq` as we send it, or (echo) as the guest must return it. */
-static void make_frame(uint8_t *f, uint32_t seq, int echo)
-{
-	unsigned i;
-
-	memcpy(f, echo ? peer_mac : guest_mac, 6);
-	memcpy(f + 6, echo ? guest_mac : peer_mac, 6);
-	f[12] = 0x88;
-	f[13] = 0xb5;
-	memcpy(f + 14, &seq, 4);
-	for (i = 18; i < LEN; i++)
-		f[i] = (uint8_t)(seq ^ i * 13u);
 }
 
 #define MAX_PORTS 64
@@ -140,7 +127,7 @@ static void write_status(const struct peer *p, int final)
 
 static int send_one(struct peer *p)
 {
-	uint8_t f[LEN];
+	uint8_t f[TEST_FRAME_LEN];
 
 	if (p->sent == p->seen_cap) {
 		size_t cap = p->seen_cap ? p->seen_cap * 2 : 65536;
@@ -152,15 +139,15 @@ static int send_one(struct peer *p)
 		p->seen = s;
 		p->seen_cap = cap;
 	}
-	make_frame(f, p->sent, 0);
+	test_frame_make(f, guest_mac, peer_mac, p->sent, TEST_FRAME_XOR);
 	if (p->sw && p->fd < 0) {
 		/* unknown destination: flooded to every open port */
 		unsigned i;
 
 		for (i = 0; i < p->nports; i++)
 			if (p->port_st[i] == PORT_OPEN)
-				send(p->port_fd[i], f, LEN, MSG_NOSIGNAL);
-	} else if (send(p->fd, f, LEN, MSG_NOSIGNAL) != LEN) {
+				send(p->port_fd[i], f, TEST_FRAME_LEN, MSG_NOSIGNAL);
+	} else if (send(p->fd, f, TEST_FRAME_LEN, MSG_NOSIGNAL) != TEST_FRAME_LEN) {
 		fprintf(stderr, "frame_peer: send: %s\n", strerror(errno));
 		return -1;
 	}
@@ -252,7 +239,7 @@ static void port_gone(struct peer *p, int fd)
 /* Read what waits on fd; -1 when the connection ended. */
 static int recv_all(struct peer *p, int fd)
 {
-	uint8_t f[2048], want[LEN];
+	uint8_t f[2048];
 	uint32_t seq;
 	uint64_t t;
 	ssize_t n;
@@ -279,10 +266,8 @@ static int recv_all(struct peer *p, int fd)
 			p->announces++; /* RARP: a target's announce, not an echo */
 			continue;
 		}
-		memcpy(&seq, f + 14, 4);
-		if (n == LEN && seq < p->sent)
-			make_frame(want, seq, 1);
-		if (n != LEN || seq >= p->sent || memcmp(f, want, LEN)) {
+		if (test_frame_check_echo(f, (size_t)n, peer_mac, guest_mac, p->sent, TEST_FRAME_XOR,
+					  &seq) < 0) {
 			p->bad++;
 			continue;
 		}

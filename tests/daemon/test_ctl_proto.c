@@ -291,6 +291,43 @@ static void test_responses(void)
 	free(f);
 }
 
+/* GuestInfo.net (minor 3): a NIC spec comes through, a malformed one is refused */
+static void test_guest_net(void)
+{
+	Pvmigrate__Ctl__ControlResponse *rsp;
+	Pvmigrate__Ctl__ControlResponse cr = PVMIGRATE__CTL__CONTROL_RESPONSE__INIT;
+	Pvmigrate__Ctl__GuestInfo gi = PVMIGRATE__CTL__GUEST_INFO__INIT;
+	uint8_t *f;
+	size_t len;
+	uint32_t code;
+	char why[200];
+
+	cr.has_protocol_major = cr.has_protocol_minor = cr.has_id = 1;
+	cr.protocol_major = CTL_PROTO_MAJOR;
+	cr.protocol_minor = CTL_PROTO_MINOR;
+	cr.id = 2;
+	cr.body_case = PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_GUEST;
+	cr.guest = &gi;
+	gi.name = "dom1";
+	gi.personality = "kvm";
+	gi.state = "running";
+	gi.has_pid = gi.has_vcpus = gi.has_memory = gi.has_uptime_ms = 1;
+	gi.vcpus = 1;
+	gi.memory = CTL_MIN_MEMORY;
+	gi.net = "socket:/run/nic.sock";
+	f = ctl_frame_pack(&cr.base, &len);
+	rsp = f ? ctl_response_decode(f + 4, len - 4, &code, why, sizeof why) : NULL;
+	CHECK(rsp && rsp->guest->net && !strcmp(rsp->guest->net, "socket:/run/nic.sock"),
+	      "guest info carries its net: %s", rsp ? "" : why);
+	ctl_response_free(rsp);
+	free(f);
+	gi.net = "socket:relative";
+	f = ctl_frame_pack(&cr.base, &len);
+	CHECK(f && !ctl_response_decode(f + 4, len - 4, &code, why, sizeof why) &&
+	      strstr(why, "net:"), "guest info with a malformed net refused: %s", why);
+	free(f);
+}
+
 static void test_peer(void)
 {
 	Pvmigrate__Ctl__PeerRequest pr = PVMIGRATE__CTL__PEER_REQUEST__INIT;
@@ -332,6 +369,7 @@ int main(void)
 	test_requests();
 	test_garbage();
 	test_responses();
+	test_guest_net();
 	test_peer();
 	return tap_done("test_ctl_proto");
 }

@@ -82,6 +82,9 @@ out=$("$pvmigrate" --socket "$A" boot --name nm --vcpus 2 --memory 256M \
 	--net "socket:$T/nic.sock" "$guest" $args 2>&1) && ok "boot on A: $out" ||
 	{ fail "boot: $out"; kill $peer; finish; }
 wait_console "$A" nm "dp83820: up" 60 || fail "nm: its NIC driver did not come up"
+"$pvmigrate" --socket "$A" status nm | grep -qx "net: *socket:$T/nic.sock" &&
+	"$pvmigrate" --socket "$A" --json status nm | grep -qF "\"net\":\"socket:$T/nic.sock\"" &&
+	ok "status shows the NIC" || fail "status does not show the NIC: $("$pvmigrate" --socket "$A" status nm)"
 i=0
 while [ "$(echoes)" -lt 100 ] && [ $i -lt 300 ]; do
 	sleep 0.1

@@ -13,6 +13,7 @@
 #include "migrate.h"
 #include "personality_kvm.h"
 #include "platform.h"
+#include "../lib/test_frames.h"
 
 /*
  * Usage: test_migrate_net GUEST-ELF [RUNTIME-ELF]
@@ -34,7 +35,6 @@
  */
 #define TOTAL 12000u
 #define WINDOW 16u
-#define LEN 60
 #define STALL_NS 20000000000ull
 
 static const uint8_t peer_mac[6] = { 0x02, 0, 0, 0, 0, 0x42 };
@@ -61,33 +61,19 @@ static uint64_t now(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* Frame `seq` as the peer sends it, or (echo) as the guest returns it. */
-static void make_frame(uint8_t *f, uint32_t seq, int echo)
-{
-	unsigned i;
-
-	memcpy(f, echo ? peer_mac : guest_mac, 6);
-	memcpy(f + 6, echo ? guest_mac : peer_mac, 6);
-	f[12] = 0x88;
-	f[13] = 0xb5;
-	memcpy(f + 14, &seq, 4);
-	for (i = 18; i < LEN; i++)
-		f[i] = (uint8_t)(seq ^ i * 13u);
-}
-
 static void *peer_run(void *arg)
 {
 	struct peer *p = arg;
 	struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
-	uint8_t f[2048], want[LEN];
+	uint8_t f[2048];
 	uint64_t last = now();
 	uint32_t seq;
 	ssize_t n;
 
 	while (p->got < TOTAL) {
 		while (p->sent < TOTAL && p->sent - p->got < WINDOW) {
-			make_frame(f, p->sent, 0);
-			if (send(p->fd, f, LEN, 0) != LEN) {
+			test_frame_make(f, guest_mac, peer_mac, p->sent, TEST_FRAME_XOR);
+			if (send(p->fd, f, TEST_FRAME_LEN, 0) != TEST_FRAME_LEN) {
 				p->failed = 1;
 				return NULL;
 			}
@@ -100,10 +86,8 @@ static void *peer_run(void *arg)
 					n ? strerror(errno) : "the NIC's socket closed");
 				break;
 			}
-			memcpy(&seq, f + 14, 4);
-			if (n == LEN && seq < p->sent)
-				make_frame(want, seq, 1);
-			if (n != LEN || seq >= p->sent || memcmp(f, want, LEN))
+			if (test_frame_check_echo(f, (size_t)n, peer_mac, guest_mac, p->sent,
+						  TEST_FRAME_XOR, &seq) < 0)
 				p->bad++;
 			else if (p->seen[seq]++)
 				p->dup++;

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/test_frames.h"
+
 /*
  * We are the peer of pvhost's socket backend: we listen on a SEQPACKET
  * socket, start `pvhost --net socket:PATH` on the guest, read the guest's
@@ -24,8 +26,6 @@
  * `--loopback` measures the same exchange with no guest: a thread echoes
  * on a socketpair, which is the ceiling the host side alone allows.
  */
-#define FRAME_LEN 60 /* the shortest Ethernet frame without FCS */
-#define ETHERTYPE 0x88b5 /* IEEE local experimental */
 #define STALL_NS 20000000000ull
 
 static const uint8_t host_mac[6] = { 0x02, 0, 0, 0, 0, 0x01 };
@@ -36,32 +36,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void frame_build(uint8_t *f, const uint8_t *dst, uint32_t seq)
-{
-	unsigned i;
-
-	memcpy(f, dst, 6);
-	memcpy(f + 6, host_mac, 6);
-	f[12] = ETHERTYPE >> 8;
-	f[13] = ETHERTYPE & 0xff;
-	memcpy(f + 14, &seq, 4);
-	for (i = 18; i < FRAME_LEN; i++)
-		f[i] = (uint8_t)(seq * 31u + i * 7u);
-}
-
-/* An echo of frame `seq`: addresses swapped, the rest byte for byte. */
-static int frame_check(const uint8_t *f, ssize_t len, const uint8_t *guest_mac, uint32_t *seq)
-{
-	uint8_t want[FRAME_LEN];
-
-	if (len != FRAME_LEN)
-		return -1;
-	memcpy(seq, f + 14, 4);
-	frame_build(want, host_mac, *seq);
-	memcpy(want + 6, guest_mac, 6);
-	return memcmp(f, want, FRAME_LEN) ? -1 : 0;
 }
 
 struct console {
@@ -140,8 +114,8 @@ static int run_echo(int fd, const uint8_t *mac, uint32_t total, uint32_t window,
 		return -1;
 	while (got < total) {
 		while (sent < total && sent - got < window) {
-			frame_build(f, mac, sent);
-			if (send(fd, f, FRAME_LEN, 0) != FRAME_LEN) {
+			test_frame_make(f, mac, host_mac, sent, TEST_FRAME_MUL);
+			if (send(fd, f, TEST_FRAME_LEN, 0) != TEST_FRAME_LEN) {
 				fprintf(stderr, "net_echo: send: %s\n", strerror(errno));
 				return -1;
 			}
@@ -153,7 +127,8 @@ static int run_echo(int fd, const uint8_t *mac, uint32_t total, uint32_t window,
 				fprintf(stderr, "net_echo: pvhost hung up after %u echoes\n", got);
 				return -1;
 			}
-			if (frame_check(f, n, mac, &seq) < 0 || seq >= sent) {
+			if (test_frame_check_echo(f, (size_t)n, host_mac, mac, sent, TEST_FRAME_MUL,
+						  &seq) < 0) {
 				bad++;
 			} else if (seen[seq]++) {
 				dup++;
@@ -296,7 +271,7 @@ int main(int argc, char **argv)
 	 * guest's user task makes system calls all along) */
 	printf("guest echo (%s): %u frames of %d bytes, window %u: all back once and intact, "
 	       "%.0f frames/s, %.2f exits/frame (%.2f pio, %.2f mmio)\n",
-	       pers, total, FRAME_LEN, window, rate,
+	       pers, total, TEST_FRAME_LEN, window, rate,
 	       (double)(con.total - con.sysfix - all0) / total,
 	       (double)(con.pio - pio0) / total, (double)(con.mmio - mmio0) / total);
 	rc = 0;
