@@ -62,11 +62,11 @@ got=$("$pvmigrate" --socket "$A" console dom1 2>/dev/null | grep '^workload:')
 [ "$(grep -c 'reference kernel up' "$T/b.log")" = 0 ] || fail "B booted the guest itself"
 
 # ---- round trips A (native) -> B (kvm) -> A (native), 2 vCPUs, 256 MiB
-# (PVMIGRATE_ROUNDS, default 1; PVMIGRATE_ROUNDS=20 is the issue's run) ----
-# 1 in CI: a kvm state save at the freeze times out now and then (round
-# 14 of 20 once, round 3 of 5 once; the source runs on, as it must, but
-# the move fails).  An open bug (issue 5's note); PVMIGRATE_ROUNDS=20 is
-# the issue's run and shows it.
+# (PVMIGRATE_ROUNDS, default 1) ----
+# 1 in CI: daemon-net-migrate runs the issue's 20 round trips (the same
+# moves, with frames echoed through the NIC).  A kvm state save that timed
+# out at the freeze (1 move in ~20 here) was the runtime waiting for a CPU
+# spinning on a lock with interrupts off; runtime-kvm-freeze guards it.
 rounds=${PVMIGRATE_ROUNDS:-1}
 args="seed=12 steps=${PVMIGRATE_ROUND_STEPS:-150000}"
 want=$("$ref" $args)
