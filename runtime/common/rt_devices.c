@@ -467,7 +467,11 @@ static struct rt_dev_state dev_backup; /* rollback copy for rt_dev_restore */
 
 static void dev_save_locked(struct rt_dev_state *s)
 {
-	memset(s, 0, sizeof *s);
+	/* all but the PCI snapshot, which pci_save clears itself: clearing
+	 * its 8 KiB twice cost ~1 ms of every kvm freeze (rt_lib.c) */
+	memset(s, 0, offsetof(struct rt_dev_state, pci));
+	memset((uint8_t *)&s->pci + sizeof s->pci, 0,
+	       sizeof *s - offsetof(struct rt_dev_state, pci) - sizeof s->pci);
 	s->magic = RT_DEV_STATE_MAGIC;
 	s->version = RT_DEV_STATE_VERSION;
 	s->size = sizeof *s;

@@ -57,7 +57,7 @@ int main(int argc, char **argv)
 	struct vm_kvm_host_cfg cfg = { .console_fd = -1 };
 	struct rt_cpu_state blk;
 	unsigned seconds = FREEZE_SECONDS, unparked = 0, stuck[2] = { 0, 0 }, freezes = 0, i;
-	uint64_t t0, t, worst = 0, total = 0;
+	uint64_t t0, t, worst = 0, total = 0, paused_ns = 0;
 	uint8_t *dev;
 	size_t devlen;
 	struct vm *vm;
@@ -102,11 +102,13 @@ int main(int argc, char **argv)
 	t0 = vm__now_ns();
 	while (vm__now_ns() - t0 < seconds * 1000000000ull) {
 		nanosleep(&(struct timespec){ 0, (1 + rand() % 12) * 1000000 }, NULL);
+		t = vm__now_ns();
 		if (vm__pause(vm) < 0) {
 			if (vm->exit_kind == VM_EXIT_NONE)
 				return fail("vm__pause", vm->err);
 			break; /* the guest finished: enough if the rounds were many */
 		}
+		paused_ns += vm__now_ns() - t;
 		/* who stood outside the runtime at the pause (the view may park it) */
 		for (i = 0; i < 2; i++)
 			if (vm__kvm_host_cpu_state(vm, i, &blk) == 0 && blk.online &&
@@ -141,8 +143,9 @@ int main(int argc, char **argv)
 	}
 	printf("test_rt_freeze: %u freezes in %.1f s (%u with a vCPU outside the runtime at the "
 	       "pause; left there in guest kernel code with interrupts off: vCPU 0 %u times, "
-	       "vCPU 1 %u times), view %.1f ms mean, %.1f ms worst\n", freezes,
+	       "vCPU 1 %u times), pause %.2f ms mean, view %.1f ms mean, %.1f ms worst\n", freezes,
 	       (double)(vm__now_ns() - t0) / 1e9, unparked, stuck[0], stuck[1],
+	       freezes ? (double)paused_ns / freezes / 1e6 : 0.0,
 	       freezes ? (double)total / freezes / 1e6 : 0.0,
 	       (double)worst / 1e6);
 	if (freezes < MIN_FREEZES) {
