@@ -268,7 +268,7 @@ static void print_move(const char *what, const struct migrate_report *rep,
 static int test_moves(void)
 {
 	static const char *const order[] = { "native", "kvm", "native", "kvm", "kvm", "native" };
-	const char *args = "seed=7 steps=60000 fill=64M", *cur_name = "native";
+	const char *args = "seed=7 steps=150000 fill=64M", *cur_name = "native"; /* outlasts the moves, the copy included */
 	struct migrate_report rep;
 	struct migrate_share sh;
 	struct guest g[2];

@@ -29,7 +29,7 @@
  * the guest runs to its end: the console must hold workload_ref's line
  * and the guest must power off with 0.
  */
-#define ARGS "seed=9 steps=60000"
+#define ARGS "seed=9 steps=100000" /* outlasts FREEZE_SECONDS of freezes (3-4 ms each now) */
 #define FREEZE_SECONDS 12
 #define MIN_FREEZES 100
 
