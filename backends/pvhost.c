@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "personality_kvm.h"
 #include "pvhost_debug.h"
+#include "size_arg.h"
 #include "rt_abi.h"
 
 /*
@@ -49,28 +50,6 @@ static int die(const char *action, const char *reason)
 {
 	fprintf(stderr, "pvhost: %s failed: %s\n", action, reason);
 	return 1;
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'G': case 'g': v <<= 10; /* fall through */
-	case 'M': case 'm': v <<= 10; /* fall through */
-	case 'K': case 'k': v <<= 10; end++; break;
-	case '\0': break;
-	default: return -1;
-	}
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 /* COM1 input comes from stdin when something can type or pipe into it;
@@ -138,7 +117,7 @@ static int parse_run(int argc, char **argv, struct run_opts *o, int *first_arg)
 				return -1;
 			}
 		} else if (strcmp(a, "--memory") == 0 && i + 1 < argc) {
-			if (parse_size(argv[++i], &o->mem) < 0) {
+			if (size_arg__parse(argv[++i], &o->mem) < 0) {
 				fprintf(stderr, "pvhost: --memory: bad size '%s'\n", argv[i]);
 				return -1;
 			}

@@ -12,6 +12,7 @@
 
 #include "client_out.h"
 #include "ctl_proto.h"
+#include "size_arg.h"
 
 #ifndef PVM_VERSION
 #define PVM_VERSION "0"
@@ -55,28 +56,6 @@ static int usage_error(const char *fmt, ...)
 	va_end(ap);
 	fputs(" (pvmigrate --help)\n", stderr);
 	return EXIT_USAGE;
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'G': case 'g': v <<= 10; /* fall through */
-	case 'M': case 'm': v <<= 10; /* fall through */
-	case 'K': case 'k': v <<= 10; end++; break;
-	case '\0': break;
-	default: return -1;
-	}
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 /* ---- talking to the daemon ---- */
@@ -262,7 +241,7 @@ static int prep_boot(int argc, char **argv, Req *req)
 			if (*end || vcpus < 1 || vcpus > CTL_MAX_VCPUS)
 				return usage_error("--vcpus takes 1 to %u", CTL_MAX_VCPUS);
 		} else if (!strcmp(a, "--memory") && i + 1 < argc) {
-			if (parse_size(argv[++i], &mem) < 0 || !ctl_check_memory(mem))
+			if (size_arg__parse(argv[++i], &mem) < 0 || !ctl_check_memory(mem))
 				return usage_error("--memory takes a multiple of 2M from 2M to 3G");
 		} else if (!strcmp(a, "--net") && i + 1 < argc) {
 			b.net = argv[++i];

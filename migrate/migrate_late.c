@@ -42,44 +42,17 @@ static void put32(uint8_t *p, uint32_t v)
 
 /* ---- source ---- */
 
-struct late_batch {
-	uint8_t *buf;	/* u32 count, u32 0, then per frame u32 len, u32 0, frame, padding */
-	size_t len, cap;
-	uint32_t count;
-};
-
-static int batch_add(struct late_batch *b, const uint8_t *f, size_t flen)
-{
-	size_t need = b->len + 8 + ((flen + 7) & ~(size_t)7);
-
-	if (need > b->cap) {
-		size_t cap = b->cap ? b->cap : 8192;
-		uint8_t *nb;
-
-		while (cap < need)
-			cap *= 2;
-		if (!(nb = realloc(b->buf, cap)))
-			return -1;
-		b->buf = nb;
-		b->cap = cap;
-	}
-	memset(b->buf + b->len, 0, need - b->len);
-	put32(b->buf + b->len, (uint32_t)flen);
-	memcpy(b->buf + b->len + 8, f, flen);
-	b->len = need;
-	b->count++;
-	return 0;
-}
-
 void migrate_late_send(struct vm *src, const struct stream_io *out, unsigned ms,
 		       struct migrate_late_report *lr)
 {
 	static _Thread_local uint8_t frame[LATE_FRAME_MAX];
-	struct late_batch b = { 0 };
+	struct stream_frames b = { 0 }; /* one NIC_LATE body */
+	const uint8_t *body;
 	struct stream_writer w;
 	uint64_t t0 = late_now(), deadline = t0 + (uint64_t)ms * 1000000u, t;
 	uint8_t end[16] = { 0 };
 	uint32_t how = 0;
+	size_t len;
 	ssize_t n;
 	int wait_ms;
 
@@ -91,13 +64,7 @@ void migrate_late_send(struct vm *src, const struct stream_io *out, unsigned ms,
 			how = STREAM_LATE_BOUND;
 			break;
 		}
-		b.len = 8;
-		b.count = 0;
-		if (!b.buf && !(b.buf = malloc(b.cap = 8192))) {
-			snprintf(lr->err, sizeof lr->err, "out of memory");
-			return;
-		}
-		memset(b.buf, 0, 8);
+		stream_frames_clear(&b);
 		/* the first frame may be waited for; the rest of a batch is what is there */
 		while (b.count < LATE_BATCH) {
 			t = late_now();
@@ -114,25 +81,25 @@ void migrate_late_send(struct vm *src, const struct stream_io *out, unsigned ms,
 				lr->dropped++; /* longer than any NIC takes: the NIC would drop it too */
 				continue;
 			}
-			if (batch_add(&b, frame, (size_t)n) < 0) {
-				snprintf(lr->err, sizeof lr->err, "out of memory");
-				free(b.buf);
+			if (stream_frames_add(&b, frame, (size_t)n) < 0) {
+				snprintf(lr->err, sizeof lr->err, "a frame of %zd bytes: %s", n,
+					 strerror(errno));
+				stream_frames_free(&b);
 				return;
 			}
 		}
-		if (!b.count)
+		if (!(body = stream_frames_body(&b, &len)))
 			continue;
-		put32(b.buf, b.count);
-		if (stream_write_record(&w, STREAM_REC_NIC_LATE, b.buf, b.len) < 0) {
+		if (stream_write_record(&w, STREAM_REC_NIC_LATE, body, len) < 0) {
 			snprintf(lr->err, sizeof lr->err, "the link broke: %.200s", w.err);
-			free(b.buf);
+			stream_frames_free(&b);
 			lr->ns = late_now() - t0;
 			return;
 		}
 		lr->frames += b.count;
 		lr->records++;
 	}
-	free(b.buf);
+	stream_frames_free(&b);
 	put32(end, (uint32_t)lr->frames);
 	put32(end + 4, (uint32_t)(lr->frames >> 32));
 	put32(end + 8, how);

@@ -95,49 +95,22 @@ static int on_machine(void *ctx, const struct stream_machine *m, char *why, size
 	return 0;
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-/* Walk a NIC_HELD body; with vm NULL only check it. */
+/* Walk a NIC_HELD body, checked whole first; with vm NULL only check it. */
 static int held_walk(const uint8_t *b, uint64_t len, struct vm *vm, char *why, size_t whylen)
 {
-	uint64_t off = 8, flen;
+	const uint8_t *f;
+	uint64_t off = 0;
 	uint32_t i, count;
+	size_t flen;
 
-	if (len < 8 || le32(b + 4)) {
-		snprintf(why, whylen, "short or bad header");
+	if (stream_frames_check(b, len, &count, why, whylen) < 0)
 		return -1;
-	}
-	count = le32(b);
-	for (i = 0; i < count; i++) {
-		if (len - off < 8 || le32(b + off + 4)) {
-			snprintf(why, whylen, "frame %u: bad or missing header", i);
-			return -1;
-		}
-		flen = le32(b + off);
-		off += 8;
-		if (!flen || flen > len - off) {
-			snprintf(why, whylen, "frame %u: length %llu, %llu bytes left", i,
-				 (unsigned long long)flen, (unsigned long long)(len - off));
-			return -1;
-		}
-		if (vm && vm__platform_nic_hold_frame(vm, b + off, (size_t)flen) < 0) {
+	for (i = 0; vm && i < count; i++) {
+		f = stream_frames_next(b, &off, &flen);
+		if (vm__platform_nic_hold_frame(vm, f, flen) < 0) {
 			snprintf(why, whylen, "frame %u: %s", i, vm->err);
 			return -1;
 		}
-		off += (flen + 7) & ~7ull;
-		if (off > len) {
-			snprintf(why, whylen, "frame %u: padding cut short", i);
-			return -1;
-		}
-	}
-	if (off != len) {
-		snprintf(why, whylen, "%llu bytes after %u frames", (unsigned long long)(len - off),
-			 count);
-		return -1;
 	}
 	return 0;
 }

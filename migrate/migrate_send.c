@@ -310,48 +310,23 @@ static int precopy(struct sender *s)
 	}
 }
 
-/* STREAM_REC_NIC_HELD body: frames gathered into one growing buffer. */
-struct held_buf {
-	uint8_t *buf;
-	size_t len, cap;
-	uint32_t count;
-	int oom;
+/* STREAM_REC_NIC_HELD body: the frames, and the first frame that did not
+ * fit (its length and errno), to say why none were sent. */
+struct held_frames {
+	struct stream_frames f;
+	size_t bad_len;
+	int err;
 };
-
-static void held_put(struct held_buf *h, const void *src, size_t len)
-{
-	size_t pad = (len + 7) & ~(size_t)7;
-
-	if (h->oom)
-		return;
-	if (h->len + pad > h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 4096;
-		uint8_t *nb;
-
-		while (cap < h->len + pad)
-			cap *= 2;
-		if (!(nb = realloc(h->buf, cap))) {
-			h->oom = 1;
-			return;
-		}
-		h->buf = nb;
-		h->cap = cap;
-	}
-	memcpy(h->buf + h->len, src, len);
-	memset(h->buf + h->len + len, 0, pad - len);
-	h->len += pad;
-}
 
 static int held_frame(void *ctx, const uint8_t *frame, size_t len)
 {
-	struct held_buf *h = ctx;
-	uint8_t hdr[8] = { 0 };
+	struct held_frames *h = ctx;
 
-	hdr[0] = (uint8_t)len;
-	hdr[1] = (uint8_t)(len >> 8);
-	held_put(h, hdr, sizeof hdr);
-	held_put(h, frame, len);
-	h->count++;
+	if (stream_frames_add(&h->f, frame, len) < 0) {
+		h->bad_len = len;
+		h->err = errno;
+		return -1;
+	}
 	return 0;
 }
 
@@ -359,28 +334,29 @@ static int held_frame(void *ctx, const uint8_t *frame, size_t len)
  * the guest's, not the host's: they travel with it. */
 static int send_held_frames(struct sender *s)
 {
-	struct held_buf h = { 0 };
-	uint8_t hdr[8] = { 0 };
-	int rc = 0;
+	struct held_frames h = { 0 };
+	const uint8_t *body;
+	size_t len;
+	int rc;
 
-	held_put(&h, hdr, sizeof hdr); /* count filled in below */
-	if (vm__platform_nic_held(s->vm, held_frame, &h) <= 0 || !h.count) {
-		free(h.buf);
+	rc = vm__platform_nic_held(s->vm, held_frame, &h);
+	if (rc < 0 && h.err) {
+		char why[160];
+
+		snprintf(why, sizeof why, "a frame of %zu bytes: %s", h.bad_len, strerror(h.err));
+		stream_frames_free(&h.f);
+		return fail(s, "migrate: held frames: %.200s", why);
+	}
+	if (rc <= 0 || !(body = stream_frames_body(&h.f, &len))) {
+		stream_frames_free(&h.f);
 		return 0; /* no NIC, or nothing held */
 	}
-	if (h.oom) {
-		free(h.buf);
-		return fail(s, "migrate: held frames: %.200s", "out of memory");
-	}
-	h.buf[0] = (uint8_t)h.count;
-	h.buf[1] = (uint8_t)(h.count >> 8);
-	h.buf[2] = (uint8_t)(h.count >> 16);
-	h.buf[3] = (uint8_t)(h.count >> 24);
-	if (stream_write_record(&s->w, STREAM_REC_NIC_HELD, h.buf, h.len) < 0)
+	rc = 0;
+	if (stream_write_record(&s->w, STREAM_REC_NIC_HELD, body, len) < 0)
 		rc = fail(s, "%.200s", s->w.err);
 	else
-		s->rep->held_frames = h.count;
-	free(h.buf);
+		s->rep->held_frames = h.f.count;
+	stream_frames_free(&h.f);
 	return rc;
 }
 

@@ -211,6 +211,36 @@ void stream_reader_free(struct stream_reader *r);
  */
 int stream_read_record(struct stream_reader *r, struct stream_record *rec);
 
+/* ---- frame lists: the body of NIC_HELD and NIC_LATE ---- */
+
+#define STREAM_FRAMES_HDR_LEN 8 /* u32 count, u32 0 */
+
+/* A body being built; zeroed to start.  Empty until the first frame. */
+struct stream_frames {
+	uint8_t *buf;
+	size_t len, cap;
+	uint32_t count;
+};
+/* Append one frame (1..UINT32_MAX bytes).  -1 with errno: ENOMEM, or
+ * EMSGSIZE for a frame the layout cannot hold; the list is unchanged. */
+int stream_frames_add(struct stream_frames *f, const void *frame, size_t len);
+/* The body with its count filled in, *len its length; NULL while empty. */
+const uint8_t *stream_frames_body(struct stream_frames *f, size_t *len);
+/* Empty it again, keeping the memory for the next body. */
+void stream_frames_clear(struct stream_frames *f);
+void stream_frames_free(struct stream_frames *f);
+
+/*
+ * Check a whole body before any frame of it is used: header, every frame's
+ * header and length, zero padding, nothing after the last frame.  0 with
+ * *count (which may be 0: a record wanting frames says so itself); -1 with
+ * why, plain ("frame 2: padding not zero"): the caller names the record.
+ */
+int stream_frames_check(const uint8_t *body, uint64_t len, uint32_t *count, char *why,
+			size_t whylen);
+/* After a successful check: the next frame and its *len; *off starts at 0. */
+const uint8_t *stream_frames_next(const uint8_t *body, uint64_t *off, size_t *len);
+
 /* ---- the tail ---- */
 
 /* NIC_LATE_END's u32: why the source stopped reading its old connection. */

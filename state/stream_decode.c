@@ -402,44 +402,14 @@ const char *stream_late_how_name(uint32_t how)
 static int late_frames(const uint8_t *b, uint64_t len, uint32_t *count, char *why,
 		       size_t whylen)
 {
-	uint64_t off = 8, flen;
-	uint32_t i;
+	char cb[160];
 
-	if (len < 8 || st_get32(b + 4)) {
-		st_err(why, whylen, "NIC_LATE: short body or reserved word not 0");
+	if (stream_frames_check(b, len, count, cb, sizeof(cb)) < 0) {
+		st_err(why, whylen, "NIC_LATE: %s", cb);
 		return -1;
 	}
-	*count = st_get32(b);
 	if (!*count) {
 		st_err(why, whylen, "NIC_LATE: no frames");
-		return -1;
-	}
-	for (i = 0; i < *count; i++) {
-		if (len - off < 8 || st_get32(b + off + 4)) {
-			st_err(why, whylen, "NIC_LATE: frame %u: bad or missing header", i);
-			return -1;
-		}
-		flen = st_get32(b + off);
-		off += 8;
-		if (!flen || flen > len - off) {
-			st_err(why, whylen, "NIC_LATE: frame %u: length %llu, %llu bytes left", i,
-			       (unsigned long long)flen, (unsigned long long)(len - off));
-			return -1;
-		}
-		off += flen;
-		if (st_pad(flen) > len - off) {
-			st_err(why, whylen, "NIC_LATE: frame %u: padding cut short", i);
-			return -1;
-		}
-		for (; flen & 7; flen++, off++)
-			if (b[off]) {
-				st_err(why, whylen, "NIC_LATE: frame %u: padding not zero", i);
-				return -1;
-			}
-	}
-	if (off != len) {
-		st_err(why, whylen, "NIC_LATE: %llu bytes after %u frames",
-		       (unsigned long long)(len - off), *count);
 		return -1;
 	}
 	return 0;
@@ -454,8 +424,10 @@ int stream_decode_tail(const struct stream_io *io,
 	struct stream_record rec;
 	char whatbuf[32], cb[200];
 	const char *what;
+	const uint8_t *f;
 	uint64_t seen = 0, off;
-	uint32_t count, i, flen;
+	uint32_t count, i;
+	size_t flen;
 	int rc, first = 1;
 
 	memset(end, 0, sizeof(*end));
@@ -482,17 +454,16 @@ int stream_decode_tail(const struct stream_io *io,
 				rc = -1;
 				break;
 			}
-			for (i = 0, off = 8; i < count; i++) {
-				flen = st_get32(rec.body + off);
+			for (i = 0, off = 0; i < count; i++) {
+				f = stream_frames_next(rec.body, &off, &flen);
 				cb[0] = '\0';
-				if (frame && frame(ctx, rec.body + off + 8, flen, cb, sizeof(cb)) < 0) {
+				if (frame && frame(ctx, f, flen, cb, sizeof(cb)) < 0) {
 					st_err(why, whylen, "NIC_LATE: frame %llu: %s",
 					       (unsigned long long)seen, cb[0] ? cb : "refused");
 					rc = -1;
 					break;
 				}
 				seen++;
-				off += 8 + flen + st_pad(flen);
 			}
 			if (rc < 0)
 				break;

@@ -84,6 +84,64 @@ wait_console() {
 	return 1
 }
 
+# ---- a guest whose NIC talks to frame_peer (its --status in $T/peer.status) ----
+
+# wait_listening LOG SECONDS: frame_peer, its output in LOG, listens
+wait_listening() {
+	i=0
+	while [ $i -lt $(($2 * 10)) ]; do
+		grep -q listening "$1" 2>/dev/null && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# echoes: frames back so far
+echoes() {
+	sed -n 's/.*back \([0-9]*\).*/\1/p' "$T/peer.status" 2>/dev/null | grep . || echo 0
+}
+
+# wait_echoes N SECONDS: at least N frames back
+wait_echoes() {
+	i=0
+	while [ "$(echoes)" -lt "$1" ] && [ $i -lt $(($2 * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ "$(echoes)" -ge "$1" ]
+}
+
+# ticks SOCKET GUEST: how many progress lines the guest printed
+ticks() {
+	"$pvmigrate" --socket "$1" console "$2" 2>/dev/null | grep -c 'tick='
+}
+
+# progressing SOCKET GUEST SECONDS: a new tick line and new echoes within
+# SECONDS; else says what it saw
+progressing() {
+	t0=$(ticks "$1" "$2") e0=$(echoes) i=0
+	while [ $i -lt $(($3 * 10)) ]; do
+		[ "$(ticks "$1" "$2")" -gt "$t0" ] && [ "$(echoes)" -gt "$e0" ] && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "no progress in $3 s: ticks $t0 -> $(ticks "$1" "$2"), echoes $e0 -> $(echoes)"
+	return 1
+}
+
+# stop_peer PID NOTE: stop frame_peer (PID, its output in $T/peer.log):
+# every frame back exactly once, intact; ok names its line matching NOTE
+stop_peer() {
+	touch "$T/peer.stop"
+	wait "$1"
+	prc=$?
+	summary=$(grep '^sent ' "$T/peer.log")
+	echo "$summary" | grep -Eq '^sent ([0-9]+) back \1 bad 0 dup 0$' && [ $prc = 0 ] &&
+		ok "frames: $summary ($(grep "$2" "$T/peer.log"))" ||
+		fail "frames: rc $prc: $(cat "$T/peer.log")"
+}
+
 finish() {
 	if [ "$fails" -ne 0 ]; then
 		for f in "$T"/*.log; do

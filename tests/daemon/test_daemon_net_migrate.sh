@@ -42,26 +42,9 @@ start_daemon b --config "$T/b.conf"
 A=$T/a.sock B=$T/b.sock
 PA=127.0.0.1:$base PB=127.0.0.1:$((base + 1))
 
-# echoes: frames back so far; sw KEY: a switch figure (frame_peer's status file)
-echoes() {
-	sed -n 's/.*back \([0-9]*\).*/\1/p' "$T/peer.status" 2>/dev/null | grep . || echo 0
-}
+# sw KEY: a switch figure (frame_peer's status file; echoes, progressing: lib.sh)
 sw() {
 	sed -n "s/.* $1 \([0-9]*\).*/\1/p" "$T/peer.status" 2>/dev/null | grep . || echo 0
-}
-ticks() { # SOCKET
-	"$pvmigrate" --socket "$1" console nm 2>/dev/null | grep -c 'tick='
-}
-# progressing SOCKET SECONDS: a new tick line and new echoes within SECONDS
-progressing() {
-	t0=$(ticks "$1") e0=$(echoes) i=0
-	while [ $i -lt $(($2 * 10)) ]; do
-		[ "$(ticks "$1")" -gt "$t0" ] && [ "$(echoes)" -gt "$e0" ] && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	echo "no progress in $2 s: ticks $t0 -> $(ticks "$1"), echoes $e0 -> $(echoes)"
-	return 1
 }
 
 # ---- the switch, the guest on A, frames flowing ----
@@ -74,11 +57,7 @@ progressing() {
 	--rate ${PVMIGRATE_NET_RATE:-60} --status "$T/peer.status" \
 	--stop-file "$T/peer.stop" --drain 30 "$T/nic.sock" >"$T/peer.log" 2>&1 &
 peer=$!
-i=0
-while ! grep -q listening "$T/peer.log" 2>/dev/null && [ $i -lt 50 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_listening "$T/peer.log" 5 || fail "the switch did not listen: $(cat "$T/peer.log")"
 out=$("$pvmigrate" --socket "$A" boot --name nm --vcpus 2 --memory 256M \
 	--net "socket:$T/nic.sock" "$guest" $args 2>&1) && ok "boot on A: $out" ||
 	{ fail "boot: $out"; kill $peer; finish; }
@@ -86,12 +65,7 @@ wait_console "$A" nm "dp83820: up" 60 || fail "nm: its NIC driver did not come u
 "$pvmigrate" --socket "$A" status nm | grep -qx "net: *socket:$T/nic.sock" &&
 	"$pvmigrate" --socket "$A" --json status nm | grep -qF "\"net\":\"socket:$T/nic.sock\"" &&
 	ok "status shows the NIC" || fail "status does not show the NIC: $("$pvmigrate" --socket "$A" status nm)"
-i=0
-while [ "$(echoes)" -lt 100 ] && [ $i -lt 300 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-[ "$(echoes)" -ge 100 ] && ok "frames flow: $(cat "$T/peer.status")" ||
+wait_echoes 100 30 && ok "frames flow: $(cat "$T/peer.status")" ||
 	fail "no echoes from the guest: $(cat "$T/peer.status" 2>/dev/null)"
 
 # ---- ROUNDS x (A native -> B kvm -> A native) ----
@@ -119,7 +93,7 @@ while [ $rnd -lt "$rounds" ] && [ $fails = 0 ]; do
 			fail "move $n: the tail did not end at the old connection's close: $how"
 		late_total=$((late_total + late))
 		[ "$late" -gt 0 ] && late_moves=$((late_moves + 1))
-		why=$(progressing "$6" 30) || { fail "move $n: on $4: $why"; break; }
+		why=$(progressing "$6" nm 30) || { fail "move $n: on $4: $why"; break; }
 		[ "$(sw cut)" -gt "$cut0" ] || fail "move $n: the switch did not move the guest's port"
 		done_moves=$n
 		echo "move $n/$moves $3 -> $4: downtime $down ms, late frames $late forwarded," \
@@ -152,13 +126,7 @@ done
 	fail "switch: $(cat "$T/peer.status")"
 
 # ---- stop the switch: every frame back exactly once, intact ----
-touch "$T/peer.stop"
-wait $peer
-prc=$?
-summary=$(grep '^sent ' "$T/peer.log")
-echo "$summary" | grep -Eq '^sent ([0-9]+) back \1 bad 0 dup 0$' && [ $prc = 0 ] &&
-	ok "frames: $summary ($(grep '^switch:' "$T/peer.log"))" ||
-	fail "frames: rc $prc: $(cat "$T/peer.log")"
+stop_peer $peer '^switch:'
 
 # ---- the guest ends on A by itself with the reference checksum ----
 wait_state "$A" nm exited 240 || fail "nm did not end within 240 s: $("$pvmigrate" --socket "$A" status nm)"
@@ -168,11 +136,7 @@ got=$("$pvmigrate" --socket "$A" console nm 2>/dev/null | grep '^workload:')
 # ---- a NIC the target cannot connect: refused before anything is frozen ----
 "$frame_peer" --switch --rate 10 --drain 0 "$T/gone.sock" >"$T/gone.log" 2>&1 &
 gone=$!
-i=0
-while ! grep -q listening "$T/gone.log" 2>/dev/null && [ $i -lt 50 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_listening "$T/gone.log" 5 || fail "the second switch did not listen: $(cat "$T/gone.log")"
 "$pvmigrate" --socket "$A" boot --name nx --memory 64M --net "socket:$T/gone.sock" "$guest" \
 	seed=1 steps=100000000 >/dev/null || fail "boot nx"
 wait_console "$A" nx "tick=" 30 || fail "nx printed no progress"

@@ -29,31 +29,9 @@ field() {
 	C --json status "$1" 2>/dev/null | sed -n "s/.*\"$2\":\"*\([^,\"]*\).*/\1/p"
 }
 
-# echoes: frames back so far (frame_peer's status file)
-echoes() {
-	sed -n 's/.*back \([0-9]*\).*/\1/p' "$T/peer.status" 2>/dev/null | grep . || echo 0
-}
-
-# ticks GUEST: how many progress lines the guest printed
-ticks() {
-	C console "$1" 2>/dev/null | grep -c 'tick='
-}
-
 # workload_at GUEST: "steps=K" of the guest's last progress line
 workload_at() {
 	C console "$1" 2>/dev/null | grep 'tick=' | tail -n 1 | sed -n 's/.*\(steps=[0-9]*\).*/\1/p'
-}
-
-# progressing GUEST SECONDS: a new tick line and new echoes within SECONDS
-progressing() {
-	t0=$(ticks "$1") e0=$(echoes) i=0
-	while [ $i -lt $(($2 * 10)) ]; do
-		[ "$(ticks "$1")" -gt "$t0" ] && [ "$(echoes)" -gt "$e0" ] && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	echo "no progress in $2 s: ticks $t0 -> $(ticks "$1"), echoes $e0 -> $(echoes)"
-	return 1
 }
 
 : >"$T/downtimes"
@@ -88,7 +66,7 @@ move() {
 	[ "$(field rp personality)" = "$to" ] && [ "$(field rp state)" = running ] &&
 		[ "$(field rp pid)" != "$pid" ] ||
 		{ fail "move $n: after $from -> $to: $(C --json status rp)"; return 1; }
-	why=$(progressing rp 30) || { fail "move $n: on $to: $why"; return 1; }
+	why=$(progressing "$S" rp 30) || { fail "move $n: on $to: $why"; return 1; }
 	done_moves=$((done_moves + 1))
 	echo "move $n/$moves $from -> $to: downtime $down ms, total $total ms, try $try," \
 		"at $(($(date +%s) - t_start)) s: echoes $(echoes), workload $(workload_at rp)"
@@ -98,21 +76,12 @@ move() {
 "$frame_peer" --window 8 --rate ${PVMIGRATE_REPEAT_RATE:-100} --status "$T/peer.status" --stop-file "$T/peer.stop" --drain 30 \
 	"$T/nic.sock" >"$T/peer.log" 2>&1 &
 peer=$!
-i=0
-while ! grep -q listening "$T/peer.log" 2>/dev/null && [ $i -lt 50 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_listening "$T/peer.log" 5 || fail "frame_peer did not listen: $(cat "$T/peer.log")"
 out=$(C boot --name rp --vcpus 2 --memory 256M --net "socket:$T/nic.sock" "$guest" $args) &&
 	ok "boot: $out" || { fail "boot: $out"; kill $peer; finish; }
 [ "$(field rp state)" = running ] || fail "rp: $(C status rp)"
 wait_console "$S" rp "dp83820: up" 60 || fail "rp: its NIC driver did not come up"
-i=0
-while [ "$(echoes)" -lt 100 ] && [ $i -lt 300 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-[ "$(echoes)" -ge 100 ] && ok "frames flow: $(cat "$T/peer.status")" ||
+wait_echoes 100 30 && ok "frames flow: $(cat "$T/peer.status")" ||
 	fail "no echoes from the guest: $(cat "$T/peer.status" 2>/dev/null)"
 
 # ---- ROUNDS x (native -> kvm -> native), in place ----
@@ -129,13 +98,7 @@ t_moves=$(($(date +%s) - t_start))
 grep -q "opened its own" "$T/peer.log" && fail "a runner connected to the NIC socket itself"
 
 # ---- stop the peer: every frame back exactly once, intact ----
-touch "$T/peer.stop"
-wait $peer
-prc=$?
-summary=$(grep '^sent ' "$T/peer.log")
-echo "$summary" | grep -Eq '^sent ([0-9]+) back \1 bad 0 dup 0$' && [ $prc = 0 ] &&
-	ok "frames: $summary ($(grep 'longest silence' "$T/peer.log"))" ||
-	fail "frames: rc $prc: $(cat "$T/peer.log")"
+stop_peer $peer 'longest silence'
 
 # ---- the guest ends by itself with the reference checksum ----
 wait_state "$S" rp exited 240 || fail "rp did not end within 240 s: $(C status rp)"

@@ -11,6 +11,7 @@
 #include "migrate.h"
 #include "personality_kvm.h"
 #include "vm_sites.h"
+#include "../lib/test_vm.h"
 
 /*
  * Usage: test_migrate once|pingpong|refuse GUEST-ELF WORKLOAD-REF
@@ -55,22 +56,7 @@ static int target_kvm; /* the next target VM runs the kvm personality */
 
 static int fail(const char *what, const char *why)
 {
-	fprintf(stderr, "test_migrate: %s failed: %s\n", what, why);
-	exit(1);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&t, NULL);
-}
-
-static void console(struct guest *g, char *buf, size_t len)
-{
-	ssize_t n = pread(fileno(g->con), buf, len - 1, 0);
-
-	buf[n > 0 ? n : 0] = 0;
+	exit(test_fail(what, why));
 }
 
 static void *run_guest(void *arg)
@@ -84,32 +70,20 @@ static void *run_guest(void *arg)
 
 static struct vm *new_vm(struct guest *g, uint64_t mem, unsigned cpus)
 {
-	char cause[256];
+	char why[256];
 
 	memset(g, 0, sizeof *g);
-	g->con = tmpfile();
-	g->vm = vm__create(&vm_kvm_ops, mem, cpus, cause, sizeof cause);
-	if (!g->con || !g->vm)
-		fail("create VM", g->vm ? strerror(errno) : cause);
-	if (target_kvm) {
-		struct vm_kvm_host_cfg cfg = { .runtime = runtime_next, .console_fd = fileno(g->con) };
-
-		if (vm__platform_init_ports(g->vm) < 0 || vm__kvm_host_attach(g->vm, &cfg) < 0)
-			fail("kvm runtime", g->vm->err);
-		return g->vm;
-	}
-	if (vm__platform_init(g->vm, fileno(g->con)) < 0)
-		fail("platform", g->vm->err);
+	g->vm = test_vm_new(mem, cpus, target_kvm ? runtime_next : NULL, NULL, &g->con, why,
+			    sizeof why);
+	if (!g->vm)
+		fail("create VM", why);
 	return g->vm;
 }
 
 static void boot(struct guest *g, uint64_t mem, unsigned cpus, const char *args)
 {
-	char cmdline[512];
-
 	new_vm(g, mem, cpus);
-	snprintf(cmdline, sizeof cmdline, "%s %s", guest_elf, args);
-	if (vm__load_multiboot(g->vm, guest_elf, cmdline) < 0)
+	if (test_vm_load(g->vm, guest_elf, args) < 0)
 		fail("boot", g->vm->err);
 	pthread_create(&g->thread, NULL, run_guest, g);
 	g->thread_ok = 1;
@@ -118,18 +92,8 @@ static void boot(struct guest *g, uint64_t mem, unsigned cpus, const char *args)
 /* Wait until the guest printed (count) progress lines: it is mid-run. */
 static void wait_ticks(struct guest *g, int count)
 {
-	char text[16384], *p;
-	int n, i;
-
-	for (i = 0; i < 3000; i++) {
-		console(g, text, sizeof text);
-		for (n = 0, p = text; (p = strstr(p, "\ntick=")); p++)
-			n++;
-		if (n >= count)
-			return;
-		sleep_ms(10);
-	}
-	fail("waiting for progress", "the guest printed no tick line in 30 s");
+	if (test_console_wait_ticks(g->con, count - 1, 30) < 0)
+		fail("waiting for progress", "the guest printed no tick line in 30 s");
 }
 
 /* ---- the target: receive, then run the guest on its own thread ---- */
@@ -287,31 +251,19 @@ static int migrate(struct guest *from, struct guest *to, uint64_t mem, int fault
 /* The guest in g must end with power-off 0 and the reference line. */
 static void check_end(struct guest *g, const char *want, const char *who)
 {
-	char text[65536];
+	const char *why;
 
 	pthread_join(g->thread, NULL);
-	console(g, text, sizeof text);
-	if (g->vm->exit_kind != VM_EXIT_POWEROFF || g->vm->exit_status != 0) {
-		fprintf(stderr, "%s\n", text);
-		fail(who, g->vm->exit_kind == VM_EXIT_POWEROFF ? "powered off with failure"
-							       : g->vm->err);
-	}
-	if (!strstr(text, want)) {
-		fprintf(stderr, "%s\n", text);
-		fail(who, "no reference line on the console");
-	}
+	if (test_vm_check_end(g->vm, g->con, want, &why) < 0)
+		fail(who, why);
 }
 
 static void reference(const char *args, char *want, size_t len)
 {
-	char cmd[512];
-	FILE *ref;
+	char why[600];
 
-	snprintf(cmd, sizeof cmd, "%s %s", ref_prog, args);
-	ref = popen(cmd, "r");
-	if (!ref || !fgets(want, (int)len, ref))
-		fail("workload_ref", cmd);
-	pclose(ref);
+	if (test_workload_ref(ref_prog, args, want, len, why, sizeof why) < 0)
+		fail("workload_ref", why);
 }
 
 static int test_once(void)
@@ -328,7 +280,7 @@ static int test_once(void)
 		fail("migrate_send", rep.err);
 	/* Then on to a third VM sending every page, zero or not: the figures
 	 * of a target whose RAM is not known to be fresh. */
-	sleep_ms(300);
+	test_sleep_ms(300);
 	if (migrate(&b, &c, 256ull << 20, 0, 1, &full) < 0)
 		fail("migrate_send (all pages)", full.err);
 	check_end(&c, want, "target");
@@ -336,7 +288,7 @@ static int test_once(void)
 	migrate_report_print(&rep, stdout);
 	printf("test_migrate: again (256 MiB guest, every page sent):\n");
 	migrate_report_print(&full, stdout);
-	console(&c, text, sizeof text);
+	test_console(c.con, text, sizeof text);
 	if (strstr(text, "guest: reference kernel up"))
 		fail("target console", "the target booted the guest again");
 	printf("test_migrate: ok: the target finished: %s", want);
@@ -359,12 +311,12 @@ static int test_pingpong(void)
 	boot(&g[0], 64ull << 20, 2, args); /* and the AP's state with it */
 	wait_ticks(&g[0], 1);
 	for (i = 0; i < 5; i++) {
-		sleep_ms(200);
+		test_sleep_ms(200);
 		if (migrate(&g[cur], &g[!cur], 64ull << 20, 0, 0, &rep) < 0) {
 			char text[65536];
 
 			/* a guest that ended early: show how (crash, power-off) */
-			console(&g[cur], text, sizeof text);
+			test_console(g[cur].con, text, sizeof text);
 			fprintf(stderr, "%s\nexit kind %d status %d: %s\n", text,
 				(int)g[cur].vm->exit_kind, g[cur].vm->exit_status, g[cur].vm->err);
 			fail("migrate_send", rep.err);
@@ -407,12 +359,12 @@ static int test_refuse(void)
 			fail("refusal", "the source was not resumed");
 		if (!strstr(rep.err, "target refused"))
 			fail("refusal", "the sender did not relay the target's reason");
-		console(&b, text, sizeof text);
+		test_console(b.con, text, sizeof text);
 		if (text[0])
 			fail("refusal", "the target printed something: it ran");
 		vm__destroy(b.vm);
 		fclose(b.con);
-		sleep_ms(300);
+		test_sleep_ms(300);
 	}
 	check_end(&a, want, "source after refusals");
 	printf("test_migrate: ok: both refusals left the source running; it finished: %s", want);
@@ -494,14 +446,14 @@ static int test_personalities(void)
 	wait_ticks(&g[0], 1);
 	check_sites(&g[0], "native");
 	for (i = 0; i < sizeof order / sizeof *order; i++) {
-		sleep_ms(300);
+		test_sleep_ms(300);
 		target_kvm = !strcmp(order[i], "kvm");
 		/* the second kvm in a row is the upgrade to the other build */
 		runtime_next = target_kvm && !strcmp(cur_name, "kvm") ? runtime_alt : runtime_elf;
 		if (migrate(&g[cur], &g[!cur], 64ull << 20, 0, 0, &rep) < 0) {
 			char text[65536];
 
-			console(&g[cur], text, sizeof text);
+			test_console(g[cur].con, text, sizeof text);
 			fprintf(stderr, "%s\nexit kind %d status %d: %s\ntarget: %s\n", text,
 				(int)g[cur].vm->exit_kind, g[cur].vm->exit_status, g[cur].vm->err,
 				g[!cur].why);
@@ -532,10 +484,8 @@ int main(int argc, char **argv)
 	}
 	if (argc != 4)
 		fail("usage", "test_migrate once|pingpong|refuse GUEST-ELF WORKLOAD-REF");
-	if (access("/dev/kvm", R_OK | W_OK) < 0) {
-		printf("SKIP: /dev/kvm: %s (no KVM host here)\n", strerror(errno));
-		return 77;
-	}
+	if (test_no_kvm())
+		return TEST_SKIP;
 	guest_elf = argv[2];
 	ref_prog = argv[3];
 	if (!strcmp(argv[1], "once"))

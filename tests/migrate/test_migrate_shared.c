@@ -11,6 +11,7 @@
 #include "migrate.h"
 #include "personality_kvm.h"
 #include "vm_sites.h"
+#include "../lib/test_vm.h"
 
 /*
  * Usage: test_migrate_shared moves|faults GUEST-ELF WORKLOAD-REF RUNTIME-ELF
@@ -52,65 +53,28 @@ static const char *guest_elf, *ref_prog, *runtime_elf;
 
 static int fail(const char *what, const char *why)
 {
-	fprintf(stderr, "test_migrate_shared: %s failed: %s\n", what, why);
-	exit(1);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&t, NULL);
-}
-
-static void console(struct guest *g, char *buf, size_t len)
-{
-	ssize_t n = pread(fileno(g->con), buf, len - 1, 0);
-
-	buf[n > 0 ? n : 0] = 0;
-}
-
-static void *run_guest(void *arg)
-{
-	vm__run(((struct guest *)arg)->vm);
-	return NULL;
+	exit(test_fail(what, why));
 }
 
 static void new_vm(struct guest *g, int kvm)
 {
-	struct vm_kvm_host_cfg cfg = { .runtime = runtime_elf };
-	char cause[256];
+	char why[256];
 
 	memset(g, 0, sizeof *g);
-	g->con = tmpfile();
-	g->vm = vm__create(&vm_kvm_ops, MEM, 2, cause, sizeof cause);
-	if (!g->con || !g->vm)
-		fail("create VM", g->vm ? strerror(errno) : cause);
-	cfg.console_fd = fileno(g->con);
-	if (kvm ? vm__platform_init_ports(g->vm) < 0 || vm__kvm_host_attach(g->vm, &cfg) < 0
-		: vm__platform_init(g->vm, fileno(g->con)) < 0)
-		fail("platform", g->vm->err);
+	g->vm = test_vm_new(MEM, 2, kvm ? runtime_elf : NULL, NULL, &g->con, why, sizeof why);
+	if (!g->vm)
+		fail("create VM", why);
+}
+
+static int ticks(struct guest *g)
+{
+	return test_console_ticks(g->con);
 }
 
 /* Wait until the console has more "tick=" lines than (after). */
-static int ticks(struct guest *g)
-{
-	char text[65536], *p;
-	int n = 0;
-
-	console(g, text, sizeof text);
-	for (p = text; (p = strstr(p, "\ntick=")); p++)
-		n++;
-	return n;
-}
-
 static void wait_ticks(struct guest *g, int after)
 {
-	int i;
-
-	for (i = 0; i < 3000 && ticks(g) <= after; i++)
-		sleep_ms(10);
-	if (ticks(g) <= after)
+	if (test_console_wait_ticks(g->con, after, 30) < 0)
 		fail("progress", "no new tick line in 30 s");
 }
 
@@ -214,38 +178,28 @@ static int move(struct guest *from, struct guest *to, int kvm, const char *fault
 
 static void reference(const char *args, char *want, size_t len)
 {
-	char cmd[512];
-	FILE *ref;
+	char why[600];
 
-	snprintf(cmd, sizeof cmd, "%s %s", ref_prog, args);
-	ref = popen(cmd, "r");
-	if (!ref || !fgets(want, (int)len, ref))
-		fail("workload_ref", cmd);
-	pclose(ref);
+	if (test_workload_ref(ref_prog, args, want, len, why, sizeof why) < 0)
+		fail("workload_ref", why);
 }
 
 static void boot(struct guest *g, const char *args)
 {
-	char cmdline[512];
-
 	new_vm(g, 0);
-	snprintf(cmdline, sizeof cmdline, "%s %s", guest_elf, args);
-	if (vm__load_multiboot(g->vm, guest_elf, cmdline) < 0)
+	if (test_vm_load(g->vm, guest_elf, args) < 0)
 		fail("boot", g->vm->err);
-	pthread_create(&g->thread, NULL, run_guest, g);
+	pthread_create(&g->thread, NULL, test_vm_runner, g->vm);
 	wait_ticks(g, 0);
 }
 
 static void check_end(struct guest *g, const char *want)
 {
-	char text[65536];
+	const char *why;
 
 	pthread_join(g->thread, NULL);
-	console(g, text, sizeof text);
-	if (g->vm->exit_kind != VM_EXIT_POWEROFF || g->vm->exit_status != 0 || !strstr(text, want)) {
-		fprintf(stderr, "%s\n", text);
-		fail("the guest's end", "no power-off 0 with the reference line");
-	}
+	if (test_vm_check_end(g->vm, g->con, want, &why) < 0)
+		fail("the guest's end", why);
 	printf("test_migrate_shared: ok: %s", want);
 	vm__destroy(g->vm);
 }
@@ -279,7 +233,7 @@ static int test_moves(void)
 	reference(args, want, sizeof want);
 	boot(&g[0], args);
 	for (i = 0; i < sizeof order / sizeof *order; i++) {
-		sleep_ms(200);
+		test_sleep_ms(200);
 		if (move(&g[cur], &g[!cur], !strcmp(order[i], "kvm"), NULL, &rep, &sh) < 0)
 			fail("shared move", rep.err);
 		snprintf(what, sizeof what, "%s -> %s", cur_name, order[i]);
@@ -320,7 +274,7 @@ static int test_faults(void)
 	reference(args, want, sizeof want);
 	boot(&g[0], args);
 	for (i = 0; i < sizeof faults / sizeof *faults; i++) {
-		sleep_ms(200);
+		test_sleep_ms(200);
 		if (move(&g[0], &g[1], 1, faults[i], &rep, &sh) == 0)
 			fail(faults[i], "the move succeeded");
 		if (!rep.resumed)
@@ -355,10 +309,8 @@ int main(int argc, char **argv)
 {
 	if (argc != 5)
 		fail("usage", "test_migrate_shared moves|faults GUEST-ELF WORKLOAD-REF RUNTIME-ELF");
-	if (access("/dev/kvm", R_OK | W_OK) < 0) {
-		printf("SKIP: /dev/kvm: %s (no KVM host here)\n", strerror(errno));
-		return 77;
-	}
+	if (test_no_kvm())
+		return TEST_SKIP;
 	guest_elf = argv[2];
 	ref_prog = argv[3];
 	runtime_elf = argv[4];

@@ -14,6 +14,7 @@
 #include "personality_kvm_state.h"
 #include "runtime_state.h"
 #include "stream.pb-c.h"
+#include "../lib/test_vm.h"
 
 /*
  * Boots guest.elf with --personality kvm semantics (window, runtime, host
@@ -30,18 +31,6 @@
  */
 #define ROUNDS 8
 #define ARGS "seed=5 steps=6000"
-
-static void *runner(void *arg)
-{
-	vm__run(arg);
-	return NULL;
-}
-
-static int fail(const char *what, const char *why)
-{
-	fprintf(stderr, "test_rt_state: %s failed: %s\n", what, why);
-	return 1;
-}
 
 /* A load changes the live models: a state with another UART scratch byte
  * (the guest never reads it) goes in, and the next save has it. */
@@ -170,61 +159,38 @@ out:
 
 int main(int argc, char **argv)
 {
-	char cause[512], cmdline[512], want[256], text[16384], sock[108];
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct vm_kvm_host_cfg cfg = { 0 };
+	char cause[512], want[256], text[65536], sock[128];
+	struct sockaddr_un sa;
+	const char *why;
 	struct timespec nap = { 0, 60 * 1000000 };
 	struct vm *vm;
 	pthread_t t;
 	uint8_t *buf = NULL, *bad;
 	size_t len = 0, badlen;
-	FILE *ref, *con;
+	FILE *con;
 	int lfd, round, loaded = 0, refused = 0, k;
 	uint64_t t0;
 
 	if (argc != 4 && argc != 5)
-		return fail("usage", "test_rt_state GUEST-ELF WORKLOAD-REF RUNTIME-ELF [VCPUS]");
+		return test_fail("usage", "test_rt_state GUEST-ELF WORKLOAD-REF RUNTIME-ELF [VCPUS]");
 	if (argc == 5)
 		nvcpus = (unsigned)atoi(argv[4]);
-	if (access("/dev/kvm", R_OK | W_OK) < 0) {
-		printf("SKIP: /dev/kvm: %s (no KVM host here)\n", strerror(errno));
-		return 77;
-	}
-	snprintf(cmdline, sizeof cmdline, "%s " ARGS, argv[2]);
-	ref = popen(cmdline, "r");
-	if (!ref || !fgets(want, sizeof want, ref))
-		return fail("workload_ref", cmdline);
-	pclose(ref);
-	snprintf(sa.sun_path, sizeof sa.sun_path, "/tmp/test_rt_state.%d.sock", (int)getpid());
+	if (test_no_kvm())
+		return TEST_SKIP;
+	if (test_workload_ref(argv[2], ARGS, want, sizeof want, cause, sizeof cause) < 0)
+		return test_fail("workload_ref", cause);
+	if ((lfd = test_nic_peer(&sa, sock, sizeof sock)) < 0)
+		return test_fail("peer socket", strerror(errno));
+	if (!(vm = test_vm_new(64ull << 20, nvcpus, argv[3], sock, &con, cause, sizeof cause)))
+		return test_fail("create VM", cause);
+	if (test_vm_load(vm, argv[1], ARGS) < 0)
+		return test_fail("boot under kvm", vm->err);
 	unlink(sa.sun_path);
-	lfd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 1) < 0)
-		return fail("peer socket", strerror(errno));
-	con = tmpfile();
-	vm = vm__create(&vm_kvm_ops, 64ull << 20, nvcpus, cause, sizeof cause);
-	if (!vm)
-		return fail("create VM", cause);
-	snprintf(sock, sizeof sock, "socket:%s", sa.sun_path);
-	cfg.runtime = argv[3];
-	cfg.net = sock;
-	cfg.console_fd = fileno(con);
-	snprintf(cmdline, sizeof cmdline, "%s " ARGS, argv[1]);
-	if (vm__platform_init_ports(vm) < 0 || vm__kvm_host_attach(vm, &cfg) < 0 ||
-	    vm__kvm_host_boot(vm, argv[1], cmdline) < 0)
-		return fail("boot under kvm", vm->err);
-	unlink(sa.sun_path);
-	pthread_create(&t, NULL, runner, vm);
+	pthread_create(&t, NULL, test_vm_runner, vm);
 	/* Let it boot and start its workload: the rounds hit it in user and
 	 * kernel mode, with ticks and system calls flowing. */
-	for (k = 0; k < 3000; k++) {
-		memset(text, 0, sizeof text);
-		if (pread(fileno(con), text, sizeof text - 1, 0) > 0 &&
-		    strstr(text, "user: running in ring 3"))
-			break;
-		nanosleep(&(struct timespec){ 0, 10 * 1000000 }, NULL);
-	}
-	if (k == 3000)
-		return fail("boot", "the workload did not start within 30 s");
+	if (test_console_wait(con, "user: running in ring 3", 30) < 0)
+		return test_fail("boot", "the workload did not start within 30 s");
 	for (round = 0; round < ROUNDS; round++) {
 		nanosleep(&nap, NULL);
 		if (vm__pause(vm) < 0)
@@ -232,18 +198,18 @@ int main(int argc, char **argv)
 		free(buf);
 		t0 = vm__now_ns();
 		if (vm__kvm_state_save(vm, &buf, &len) < 0)
-			return fail("vm__kvm_state_save", vm->err);
+			return test_fail("vm__kvm_state_save", vm->err);
 		if (check_reencode(buf, len, cause, sizeof cause) < 0)
-			return fail("decode/re-encode", cause);
+			return test_fail("decode/re-encode", cause);
 		if (round == 1 || round == 4) {
 			for (k = 0; k < CORRUPTIONS; k++) {
 				bad = corrupt(buf, len, k, &badlen);
 				if (!bad)
-					return fail("corrupt", "could not decode the saved state");
+					return test_fail("corrupt", "could not decode the saved state");
 				if (vm__kvm_state_load(vm, bad, badlen) == 0)
-					return fail("refusal", refusal_field[k]);
+					return test_fail("refusal", refusal_field[k]);
 				if (!strstr(vm->err, refusal_field[k]))
-					return fail("refusal message", vm->err);
+					return test_fail("refusal message", vm->err);
 				if (round == 1)
 					printf("test_rt_state: refused: %s\n", vm->err);
 				free(bad);
@@ -251,9 +217,9 @@ int main(int argc, char **argv)
 			}
 		}
 		if (round == 2 && check_load_applies(vm, buf, len, cause, sizeof cause) < 0)
-			return fail("load applies", cause);
+			return test_fail("load applies", cause);
 		if (vm__kvm_state_load(vm, buf, len) < 0)
-			return fail("vm__kvm_state_load", vm->err);
+			return test_fail("vm__kvm_state_load", vm->err);
 		loaded++;
 		printf("test_rt_state: round %d: save + load %.1f ms\n", round,
 		       (double)(vm__now_ns() - t0) / 1e6);
@@ -261,26 +227,18 @@ int main(int argc, char **argv)
 	}
 	pthread_join(t, NULL);
 	vm__kvm_host_finish(vm);
-	memset(text, 0, sizeof text);
-	if (pread(fileno(con), text, sizeof text - 1, 0) < 0)
-		return fail("console", strerror(errno));
 	printf("test_rt_state: %d save/load rounds of %zu-byte RuntimeStates while running, "
 	       "%d corrupted states refused\n", loaded, len, refused);
-	if (vm->exit_kind != VM_EXIT_POWEROFF || vm->exit_status != 0) {
-		fprintf(stderr, "%s\n", text);
-		return fail("guest", vm->exit_kind == VM_EXIT_POWEROFF ? "powered off with failure"
-									: vm->err);
-	}
-	if (!strstr(text, want)) {
-		fprintf(stderr, "%s\n", text);
-		return fail("checksum", want);
-	}
+	if (test_vm_check_end(vm, con, want, &why) < 0)
+		return test_fail("the guest's end", why);
 	if (loaded < ROUNDS)
-		return fail("rounds", "the guest finished before 8 round trips (make ARGS longer)");
+		return test_fail("rounds", "the guest finished before 8 round trips (make ARGS longer)");
 	if (refused < 2 * CORRUPTIONS)
-		return fail("refusals", "fewer corrupted states were tried than planned");
-	if (getenv("TEST_RT_STATE_CONSOLE"))
+		return test_fail("refusals", "fewer corrupted states were tried than planned");
+	if (getenv("TEST_RT_STATE_CONSOLE")) {
+		test_console(con, text, sizeof text);
 		fputs(text, stdout);
+	}
 	printf("test_rt_state: ok: %s", want);
 	vm__destroy(vm);
 	free(buf);
