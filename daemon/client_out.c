@@ -135,6 +135,10 @@ static void json_response(struct out *o, const Rsp *r)
 			fputs(",\"ram\":", f);
 			json_cstr(f, r->result->ram);
 		}
+		if (r->result->note && r->result->note[0]) {
+			fputs(",\"note\":", f);
+			json_cstr(f, r->result->note);
+		}
 		fputc('}', f);
 		break;
 	default:
@@ -303,6 +307,8 @@ void out_response(struct out *o, const Rsp *r)
 			"%" PRIu32 " pre-copy rounds\n", r->result->dest_guest,
 			r->result->downtime_us / 1e3, r->result->total_us / 1e3,
 			r->result->bytes / 1048576.0, r->result->rounds);
+		if (r->result->note && r->result->note[0])
+			fprintf(f, "note: %s\n", r->result->note);
 		break;
 	default:
 		break;

@@ -219,7 +219,7 @@ int ctl_response_check(const Rsp *rsp, char *why, size_t whylen)
 		    (rsp->result->personality && rsp->result->personality[0] &&
 		     !ctl_check_personality(rsp->result->personality)) ||
 		    (rsp->result->ram && strcmp(rsp->result->ram, "shared") &&
-		     strcmp(rsp->result->ram, "copied")))
+		     strcmp(rsp->result->ram, "copied")) || !opt_text(rsp->result->note, CTL_MSG_MAX))
 			return ctl_bad(why, whylen, "result: malformed");
 		return 0;
 	default:
@@ -307,6 +307,20 @@ void ctl_response_free(Rsp *rsp)
 		pvmigrate__ctl__control_response__free_unpacked(rsp, NULL);
 }
 
+/* PeerMigrate.migration_id, PeerQuery's: 32 lowercase hex digits. */
+static int check_mig_id(const char *s, const char *field, char *why, size_t whylen)
+{
+	size_t i;
+
+	for (i = 0; s && i < CTL_MIG_ID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			break;
+	if (!s || i != CTL_MIG_ID_LEN || s[i])
+		return ctl_bad(why, whylen, "%s: must be %u lowercase hex digits", field,
+			       CTL_MIG_ID_LEN);
+	return 0;
+}
+
 Pvmigrate__Ctl__PeerRequest *ctl_peer_request_decode(const uint8_t *body, size_t len,
 						     uint32_t *code, char *why, size_t whylen)
 {
@@ -325,6 +339,15 @@ Pvmigrate__Ctl__PeerRequest *ctl_peer_request_decode(const uint8_t *body, size_t
 	}
 	rc = check_version(req->has_protocol_major, req->protocol_major, req->has_protocol_minor,
 			   req->protocol_minor, code, why, whylen);
+	if (!rc && req->body_case == PVMIGRATE__CTL__PEER_REQUEST__BODY_QUERY) {
+		*code = CTL_ERR_INVALID;
+		rc = check_mig_id(req->query->migration_id, "peer query: migration_id", why, whylen);
+		if (rc) {
+			pvmigrate__ctl__peer_request__free_unpacked(req, NULL);
+			return NULL;
+		}
+		return req;
+	}
 	if (!rc && req->body_case != PVMIGRATE__CTL__PEER_REQUEST__BODY_MIGRATE) {
 		*code = CTL_ERR_PROTOCOL;
 		rc = ctl_bad(why, whylen, "peer request: no request in the message");
@@ -346,6 +369,8 @@ Pvmigrate__Ctl__PeerRequest *ctl_peer_request_decode(const uint8_t *body, size_t
 			rc = ctl_bad(why, whylen, "peer: console: over %u bytes", CTL_CONSOLE_CHUNK);
 		if (!rc && !ctl_check_net(m->net))
 			rc = ctl_bad(why, whylen, "peer: net: must be socket:/PATH or tap:IFNAME");
+		if (!rc && m->migration_id)
+			rc = check_mig_id(m->migration_id, "peer: migration_id", why, whylen);
 	}
 	if (rc) {
 		pvmigrate__ctl__peer_request__free_unpacked(req, NULL);
@@ -379,8 +404,16 @@ Pvmigrate__Ctl__PeerResponse *ctl_peer_response_decode(const uint8_t *body, size
 			   rsp->protocol_minor, code, why, whylen);
 	if (!rc) {
 		*code = CTL_ERR_PROTOCOL;
-		if (rsp->body_case == PVMIGRATE__CTL__PEER_RESPONSE__BODY_ACCEPT)
+		if (rsp->body_case == PVMIGRATE__CTL__PEER_RESPONSE__BODY_ACCEPT) {
 			rc = check_guest(rsp->accept->guest, "peer accept: guest", why, whylen);
+			if (!rc && rsp->accept->migration_id)
+				rc = check_mig_id(rsp->accept->migration_id,
+						  "peer accept: migration_id", why, whylen);
+		} else if (rsp->body_case == PVMIGRATE__CTL__PEER_RESPONSE__BODY_QUERY)
+			rc = rsp->query->has_state && rsp->query->state >= CTL_QUERY_ABSENT &&
+				     rsp->query->state <= CTL_QUERY_PENDING &&
+				     opt_text(rsp->query->detail, CTL_MSG_MAX)
+				     ? 0 : ctl_bad(why, whylen, "peer query result: bad state or detail");
 		else if (rsp->body_case == PVMIGRATE__CTL__PEER_RESPONSE__BODY_ERROR)
 			rc = rsp->error->has_code && ctl_printable(rsp->error->message, CTL_MSG_MAX)
 				     ? 0 : ctl_bad(why, whylen, "peer error: no code or message");

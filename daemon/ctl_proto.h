@@ -22,10 +22,17 @@
 #define CTL_PROTO_MAJOR 1u
 /* 1: Migrate.runtime (in-place kvm upgrades), MigrateResult.personality
  * 2: PeerMigrate.net (a guest with a NIC moves between daemons)
- * 3: GuestInfo.net (status and list show the guest's NIC) */
-#define CTL_PROTO_MINOR 3u
+ * 3: GuestInfo.net (status and list show the guest's NIC)
+ * 4: the commit across daemons: PeerMigrate.migration_id, PeerAccept's
+ *    echo of it, PeerQuery / PeerQueryResult (pvmigrated(8)) */
+#define CTL_PROTO_MINOR 4u
 /* The oldest target minor that takes a guest with a NIC (PeerMigrate.net). */
 #define CTL_PROTO_MINOR_NET 2u
+/* The oldest target minor whose receiver takes part in the commit (READY,
+ * GO) and answers PeerQuery: an older one cannot take a guest from us. */
+#define CTL_PROTO_MINOR_COMMIT 4u
+#define CTL_MIG_ID_LEN 32u		  /* PeerMigrate.migration_id: lowercase hex */
+enum ctl_query_state { CTL_QUERY_ABSENT = 1, CTL_QUERY_RUNS = 2, CTL_QUERY_PENDING = 3 };
 #define CTL_FRAME_HDR 4u
 #define CTL_MAX_FRAME (1u << 20)	  /* body bytes */
 #define CTL_NAME_MAX 31			  /* guest and personality names */

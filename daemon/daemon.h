@@ -181,6 +181,8 @@ void guest_drain_output(struct guest *g);
 void guest_on_output(evutil_socket_t fd, short what, void *arg);
 /* The last non-empty console line, control characters replaced. */
 void guest_last_line(const struct guest *g, char *buf, size_t len);
+/* A command without fd to pvguest (guest_msg.h: run, resume, destroy); -1: not sent. */
+int guest_cmd(struct guest *g, const char *verb);
 /* Send "migrate" with (fd) to pvguest; -1 with why. */
 int guest_cmd_migrate(struct guest *g, int fd, char *why, size_t whylen);
 void guest_reap(struct daemon *d);

@@ -72,6 +72,7 @@ void no_delay(evutil_socket_t fd)
 enum { D_OUT, D_IN }; /* local -> peer, peer -> local */
 
 #define REPLY_MAGIC 0x524d5650u /* "PVMR": migrate_conn.c's reply header */
+#define MIGRATE_REPLY_READY_CODE 2u /* migrate.h: MIGRATE_REPLY_READY (GO is 3) */
 #define NO_CORRUPT UINT64_MAX
 
 static uint32_t get32(const uint8_t *p)
@@ -192,10 +193,22 @@ static void relay_cut(struct relay *r, enum fault_step step)
 static int relay_header(struct relay *r, int dir, struct evbuffer *out)
 {
 	struct relay_track *t = &r->track[dir];
-	int reply = is_reply(r, dir);
+	/* the reply's messages, and the source's GO after END, have a reply's
+	 * header: magic "PVMR", code, u32 length (no padding) */
+	int go = !is_reply(r, dir) && get32(t->hdr) == REPLY_MAGIC;
+	int reply = is_reply(r, dir) || go;
+	int ready = is_reply(r, dir) && get32(t->hdr) == REPLY_MAGIC &&
+		    get32(t->hdr + 4) == MIGRATE_REPLY_READY_CODE;
 	uint64_t len = reply ? get32(t->hdr + 8) : get32(t->hdr + 8) | (uint64_t)get32(t->hdr + 12) << 32;
-	enum fault_step step = reply ? FSTEP_REPLY : fault_step_of_record(get32(t->hdr));
+	enum fault_step step = go ? FSTEP_GO : ready ? FSTEP_READY
+			     : reply ? FSTEP_REPLY : fault_step_of_record(get32(t->hdr));
 	int ok_before = reply_is_ok(t->hdr);
+
+	t->final = is_reply(r, dir) && !ready;
+	/* the target's READY goes at once; only its last word waits */
+	t->pass = ready && r->role == RELAY_TARGET && !r->doomed;
+	if (t->pass && r->peer)
+		out = bufferevent_get_output(r->peer);
 
 	switch (fault_hit(r->fault, step)) {
 	case FAULT_CUT:
@@ -219,8 +232,9 @@ static int relay_header(struct relay *r, int dir, struct evbuffer *out)
 		if (r->kill)
 			r->kill(r->ctx);
 		/* its reply, if this is it, never goes out: the process is dead */
-		if (reply) {
+		if (is_reply(r, dir)) {
 			r->holding = r->doomed = 1;
+			t->pass = 0;
 			out = r->held;
 		}
 		break;
@@ -232,7 +246,8 @@ static int relay_header(struct relay *r, int dir, struct evbuffer *out)
 	}
 	if (reply) {
 		/* the source judges what came off the link, the target what it sends */
-		r->reply_ok = r->role == RELAY_SOURCE ? ok_before : reply_is_ok(t->hdr);
+		if (t->final)
+			r->reply_ok = r->role == RELAY_SOURCE ? ok_before : reply_is_ok(t->hdr);
 		if (len > 512)
 			t->off = 1; /* garbled: the reader refuses it anyway */
 	} else if (len > FAULT_MAX_RECORD) {
@@ -243,8 +258,10 @@ static int relay_header(struct relay *r, int dir, struct evbuffer *out)
 	t->have = 0;
 	t->pos = 0;
 	t->left = reply ? len : (len + 7) & ~7ull;
-	if (reply && !t->left)
-		t->complete = 1;
+	if (!t->left) {
+		t->complete = t->final;
+		t->pass = 0; /* whatever follows is held again */
+	}
 	return 0;
 }
 
@@ -264,8 +281,9 @@ static int relay_pass(struct relay *r, int dir, struct evbuffer *in)
 		return 0;
 	}
 	while ((n = evbuffer_get_length(in))) {
-		/* the target's reply waits until its pvguest runs the guest */
-		out = dir == D_OUT && r->holding ? r->held : bufferevent_get_output(dst);
+		/* the target's last word waits until its pvguest committed */
+		out = dir == D_OUT && r->holding && !(t->pass && dst) ? r->held
+								     : bufferevent_get_output(dst);
 		if (t->off || t->complete || !tracked(r, dir)) {
 			*count += n;
 			evbuffer_add_buffer(out, in);
@@ -304,8 +322,9 @@ static int relay_pass(struct relay *r, int dir, struct evbuffer *in)
 		*count += k;
 		if (!t->left) {
 			t->corrupt_at = NO_CORRUPT;
-			if (is_reply(r, dir))
+			if (t->final)
 				t->complete = 1;
+			t->pass = 0;
 		}
 	}
 	return 0;

@@ -16,9 +16,12 @@
  *          ("migrate"): nothing is frozen before the target said yes.
  *          From there both daemons relay bytes: pvguest(A) <-> A <-TLS->
  *          B <-> pvguest(B).  The stream and the target's reply are the
- *          migrate library's (migrate.h); the daemons only carry them, so
- *          the library's rule holds end to end: the source is destroyed
- *          only after the target's OK reached it, and resumed otherwise.
+ *          migrate library's (migrate.h); the daemons only carry them.
+ *          The commit (READY, GO, OK) decides: before GO the source
+ *          resumes on any failure; after GO a source that did not hear
+ *          the OK stays paused and its daemon asks the target's on a
+ *          fresh link (PeerQuery), which kills an uncommitted receiver
+ *          before it answers "absent" (pvmigrated(8), "The commit").
  *
  * A peer is whoever holds a certificate signed by tls_ca: the handshake
  * requires one both ways, and a peer without one never gets a byte read.
@@ -45,10 +48,12 @@ void peer_error(struct bufferevent *bev, uint32_t code, const char *msg);
  *
  * It follows what it carries without parsing bodies: the 16-byte record
  * headers of the stream one way (only while a test fault is armed,
- * fault_inject.h), the migrate reply's 16-byte header the other way.  On
- * the target the reply is held back until relay_release(): the daemon
- * lets the OK go only once its pvguest said it runs the guest, and knows
- * at the end whether a whole, well-formed OK left (reply_out).
+ * fault_inject.h; after END the source's GO has a reply's header), the
+ * migrate reply's 16-byte headers the other way: READY, then the last
+ * word (OK or ERROR).  On the target READY passes at once, and the last
+ * word is held back until relay_release(): the daemon lets the OK go only
+ * once its pvguest said "committed" (GO reached it), and knows at the end
+ * whether a whole, well-formed OK left (reply_out).
  */
 enum relay_role { RELAY_SOURCE, RELAY_TARGET };
 struct relay_track {		/* one direction */
@@ -57,7 +62,9 @@ struct relay_track {		/* one direction */
 	uint64_t left, pos;		/* of the current body (and padding) */
 	uint64_t corrupt_at;		/* body offset to flip, UINT64_MAX: none */
 	int off;			/* lost track (absurd length): pass as is */
-	int complete;			/* reply: all of it passed */
+	int final;			/* the message passing is the reply's last (OK, ERROR) */
+	int pass;			/* target: the message passing is READY: not held */
+	int complete;			/* reply: all of its last message passed */
 };
 typedef void (*relay_done_fn)(void *ctx, const char *why);
 typedef void (*relay_kill_fn)(void *ctx);	/* test fault kill-target */

@@ -15,8 +15,29 @@
 #include <openssl/x509v3.h>
 
 #include "daemon_link.h"
+#include "daemon_mig_local.h" /* guest_drain_cmd */
 
-#define MAX_INCOMING 8 /* links at once, handshakes included */
+#define MAX_INCOMING 8 /* links at once, handshakes and queries included */
+#define MAX_RECORDS 64 /* moves remembered for PeerQuery */
+
+/*
+ * What this daemon knows of each move it took part in as the target, by
+ * its migration id: the answer to the source's PeerQuery (pvmigrated(8),
+ * "The commit").  A receiver is R_INCOMING until it says "committed"
+ * (GO came), then R_COMMITTED until it runs ("received"): R_RUNNING.
+ * R_ENDED: it never ran and never will (refused, killed, died).  The
+ * word "run" goes to a receiver only from R_COMMITTED, and R_INCOMING
+ * becomes R_ENDED only with the receiver killed: so what a query hears
+ * and what runs here never disagree.
+ */
+struct mig_rec {
+	struct mig_rec *next;
+	char id[CTL_MIG_ID_LEN + 1];
+	char guest[CTL_NAME_MAX + 1];
+	enum { R_INCOMING, R_COMMITTED, R_RUNNING, R_ENDED } st;
+	struct mig_in *mi;		/* while the move is under way */
+	pid_t pid;			/* R_RUNNING: the runner that runs it */
+};
 
 struct mig_in {
 	struct daemon *d;
@@ -29,12 +50,56 @@ struct mig_in {
 	struct relay *relay;
 	struct fault fault;		/* test hook (fault_inject.h), usually none */
 	int kill_spawned;		/* test fault kill-target@offer */
-	int doomed;			/* our OK never left: the receiver is being killed */
+	int doomed;			/* uncommitted at the link's end: the receiver is being killed */
 	int failed;			/* the receiver said receive-failed: it exits by itself */
+	int committed, received;	/* the receiver said so (GO came; it runs) */
+	int settling;			/* mi_relay_done reads the receiver's last words */
+	struct mig_rec *rec;		/* this move's record, or NULL (a query link) */
 };
 
 static struct mig_in *incoming;
 static unsigned nr_incoming;
+static struct mig_rec *records;
+
+static struct mig_rec *rec_find(const char *id)
+{
+	struct mig_rec *r;
+
+	for (r = records; r; r = r->next)
+		if (!strcmp(r->id, id))
+			return r;
+	return NULL;
+}
+
+/* A new record, first in the list; the oldest finished one goes past MAX_RECORDS. */
+static struct mig_rec *rec_new(const char *id, const char *guest)
+{
+	struct mig_rec *r = calloc(1, sizeof *r), **pp, *old = NULL;
+	unsigned n = 0;
+
+	if (!r)
+		return NULL;
+	snprintf(r->id, sizeof r->id, "%s", id);
+	snprintf(r->guest, sizeof r->guest, "%s", guest);
+	r->next = records;
+	records = r;
+	for (pp = &records; *pp; pp = &(*pp)->next)
+		if (++n > MAX_RECORDS && !(*pp)->mi)
+			old = *pp;
+	if (old) {
+		for (pp = &records; *pp != old; pp = &(*pp)->next)
+			;
+		*pp = old->next;
+		free(old);
+	}
+	return r;
+}
+
+static void rec_set(struct mig_in *mi, int st)
+{
+	if (mi && mi->rec && mi->rec->st != R_RUNNING && mi->rec->st != R_ENDED)
+		mi->rec->st = st;
+}
 
 static void mi_free(struct mig_in *mi)
 {
@@ -46,6 +111,11 @@ static void mi_free(struct mig_in *mi)
 			break;
 		}
 	nr_incoming--;
+	if (mi->rec) {
+		/* nothing more will change what runs here: never ran means never will */
+		rec_set(mi, R_ENDED);
+		mi->rec->mi = NULL;
+	}
 	if (mi->peer)
 		bufferevent_free(mi->peer);
 	relay_drop(mi->relay);
@@ -56,33 +126,48 @@ static void mi_free(struct mig_in *mi)
 	free(mi);
 }
 
+/* Decide an uncommitted receiver's fate: it never runs.  It took no "run"
+ * from us, so whatever it read, no vCPU of it ran; SIGKILL makes sure. */
+static void mi_doom(struct mig_in *mi, const char *why)
+{
+	dlog("%s: %s: ending our uncommitted receiver (pid %d); it never ran the guest",
+	     mi->g->name, why, (int)mi->g->pid);
+	snprintf(mi->g->detail, sizeof mi->g->detail,
+		 "not taken over: %s before the commit; the source keeps the guest", why);
+	mi->g->state = G_INCOMING; /* forgotten when it exits, like any failed arrival */
+	mi->doomed = 1;
+	if (mi->rec)
+		mi->rec->st = R_ENDED;
+	kill(mi->g->pid, SIGKILL);
+}
+
 /*
- * The link is over.  The source destroys its copy only on our OK; if no
- * whole, well-formed OK of ours reached the link, the source resumes its
- * copy (or never froze it), so ours must not run, whatever our pvguest
- * thinks: the link cut while the reply waited, the reply garbled, the
- * source gone before it.  A receiver that got nothing exits by itself;
- * one that has sent its OK into our relay would run on.
+ * The link is over.  Before the receiver said "committed" (GO reached
+ * it), the source never stopped for good: ours must not run, whatever our
+ * pvguest thinks, so it is killed.  After that the guest is ours: it runs
+ * on whatever the source heard (a source that missed our OK asks us,
+ * PeerQuery).  A receiver that got nothing exits by itself.
  */
 static void mi_relay_done(void *ctx, const char *why)
 {
 	struct mig_in *mi = ctx;
-	int sent = mi->relay->reply_out;
 
 	mi->relay = NULL;
 	if (why)
 		dlog("peer %s: migration link: %s", mi->addr, why);
-	if (sent || mi->failed || !mi->g || mi->g->pid <= 0) {
+	/* a "committed" already on its way counts: read what it said (mi
+	 * stays ours meanwhile, whatever it said) */
+	mi->settling = 1;
+	if (mi->g && mi->g->pid > 0)
+		guest_drain_cmd(mi->g);
+	mi->settling = 0;
+	if (mi->committed && !mi->received && mi->g && mi->g->pid > 0)
+		return; /* kept until it runs ("received") or ends (mig_in_gone) */
+	if (mi->committed || mi->failed || !mi->g || mi->g->pid <= 0) {
 		mi_free(mi);
 		return;
 	}
-	dlog("%s: the link ended before an OK of ours went out, so %s keeps the guest: "
-	     "ending our receiver (pid %d)", mi->g->name, mi->addr, (int)mi->g->pid);
-	snprintf(mi->g->detail, sizeof mi->g->detail,
-		 "not taken over: the source kept the guest (no confirmation reached it)");
-	mi->g->state = G_INCOMING; /* forgotten when it exits, like any failed arrival */
-	mi->doomed = 1;
-	kill(mi->g->pid, SIGKILL);
+	mi_doom(mi, "the link ended");
 	/* mi lives until the receiver is reaped (mig_in_gone) */
 }
 
@@ -122,13 +207,73 @@ static void mi_refuse(struct mig_in *mi, uint32_t code, const char *fmt, ...)
 	bufferevent_setcb(mi->peer, NULL, mi_flushed, NULL, mi);
 }
 
-static void mi_request(struct mig_in *mi, const Pvmigrate__Ctl__PeerMigrate *pm)
+/* PeerQuery: settle the move's fate here first if it is still open, then say it. */
+static void mi_query(struct mig_in *mi, const char *id)
+{
+	Pvmigrate__Ctl__PeerResponse rsp = PVMIGRATE__CTL__PEER_RESPONSE__INIT;
+	Pvmigrate__Ctl__PeerQueryResult qr = PVMIGRATE__CTL__PEER_QUERY_RESULT__INIT;
+	struct mig_rec *r = rec_find(id);
+	char detail[CTL_MSG_MAX];
+	struct guest *g;
+
+	if (r && r->st == R_INCOMING && r->mi && r->mi->g && r->mi->g->pid > 0)
+		guest_drain_cmd(r->mi->g); /* its "committed" may be waiting */
+	if (r && r->st == R_INCOMING) {
+		if (r->mi && r->mi->g && r->mi->g->pid > 0 && !r->mi->doomed)
+			mi_doom(r->mi, "the source asked about the move");
+		r->st = R_ENDED;
+	}
+	qr.has_state = 1;
+	if (!r) {
+		qr.state = CTL_QUERY_ABSENT;
+		snprintf(detail, sizeof detail, "no move %s known here", id);
+	} else if (r->st == R_RUNNING && (g = guest_find(mi->d, r->guest)) && g->pid == r->pid &&
+		   g->pid > 0 && g->state == G_RUNNING) {
+		qr.state = CTL_QUERY_RUNS;
+		snprintf(detail, sizeof detail, "%s runs here", r->guest);
+	} else if (r->st == R_RUNNING) {
+		/* it ran here and ended since (killed, crashed): the source's
+		 * paused copy is all that is left of the guest */
+		qr.state = CTL_QUERY_ABSENT;
+		snprintf(detail, sizeof detail, "%s ran here but does not run any more", r->guest);
+	} else if (r->st == R_COMMITTED) {
+		qr.state = CTL_QUERY_PENDING;
+		snprintf(detail, sizeof detail, "%s committed, not yet running", r->guest);
+	} else {
+		qr.state = CTL_QUERY_ABSENT;
+		snprintf(detail, sizeof detail, "%s does not run here and never will", r->guest);
+	}
+	qr.detail = detail;
+	dlog("peer %s: query about move %s: %s", mi->addr, id, detail);
+	rsp.has_protocol_major = rsp.has_protocol_minor = 1;
+	rsp.protocol_major = CTL_PROTO_MAJOR;
+	rsp.protocol_minor = CTL_PROTO_MINOR;
+	rsp.body_case = PVMIGRATE__CTL__PEER_RESPONSE__BODY_QUERY;
+	rsp.query = &qr;
+	send_frame(mi->peer, &rsp.base);
+	bufferevent_disable(mi->peer, EV_READ);
+	bufferevent_setcb(mi->peer, NULL, mi_flushed, NULL, mi);
+}
+
+static void mi_request(struct mig_in *mi, const Pvmigrate__Ctl__PeerMigrate *pm,
+		       unsigned minor)
 {
 	struct daemon *d = mi->d;
 	char avail[128], namebuf[CTL_NAME_MAX + 1], why[300], mark[200];
 	const char *name;
 	int sv[2];
 
+	/* an older source stops for good at our first reply and knows no GO */
+	if (minor < CTL_PROTO_MINOR_COMMIT || !pm->migration_id) {
+		mi_refuse(mi, CTL_ERR_VERSION, "the source speaks protocol %u.%u, without the "
+			  "commit (READY, GO) this target needs (%u.%u has it)", CTL_PROTO_MAJOR,
+			  minor, CTL_PROTO_MAJOR, CTL_PROTO_MINOR_COMMIT);
+		return;
+	}
+	if (rec_find(pm->migration_id)) {
+		mi_refuse(mi, CTL_ERR_INVALID, "migration id %s was used before", pm->migration_id);
+		return;
+	}
 	daemon_available_text(d, avail, sizeof avail);
 	if (!ctl_personality_known(pm->to) || !daemon_available(d, pm->to)) {
 		mi_refuse(mi, CTL_ERR_UNAVAILABLE,
@@ -158,6 +303,12 @@ static void mi_request(struct mig_in *mi, const Pvmigrate__Ctl__PeerMigrate *pm)
 	evutil_make_socket_nonblocking(sv[0]);
 	mi->local_fd = sv[0];
 	mi->g->mig_in = mi;
+	mi->rec = rec_new(pm->migration_id, mi->g->name);
+	if (mi->rec)
+		mi->rec->mi = mi;
+	else
+		dlog("%s: out of memory for the move's record: a query about it will hear "
+		     "'absent'", mi->g->name);
 	/* the console so far, so that `console` here shows the whole story */
 	if (pm->has_console && pm->console.len)
 		guest_console_put(mi->g, pm->console.data, pm->console.len);
@@ -212,10 +363,16 @@ static void mi_read(struct bufferevent *bev, void *arg)
 		mi_refuse(mi, code, "%s", why);
 		return;
 	}
-	dlog("peer %s: asks to send %s (%s -> %s, %u vCPUs, %llu MiB)", mi->addr,
+	if (req->body_case == PVMIGRATE__CTL__PEER_REQUEST__BODY_QUERY) {
+		mi_query(mi, req->query->migration_id);
+		ctl_peer_request_free(req);
+		return;
+	}
+	dlog("peer %s: asks to send %s (%s -> %s, %u vCPUs, %llu MiB, move %s)", mi->addr,
 	     req->migrate->guest, req->migrate->from, req->migrate->to, req->migrate->vcpus,
-	     (unsigned long long)(req->migrate->memory >> 20));
-	mi_request(mi, req->migrate);
+	     (unsigned long long)(req->migrate->memory >> 20),
+	     req->migrate->migration_id ? req->migrate->migration_id : "without id");
+	mi_request(mi, req->migrate, req->protocol_minor);
 	ctl_peer_request_free(req);
 }
 
@@ -307,20 +464,39 @@ void mig_in_event(struct guest *g, const char *verb, const char *rest)
 	size_t flen;
 	int fd, kill_now = 0;
 
+	if (!strcmp(verb, "committed")) {
+		/* GO reached it.  Unless we decided otherwise already (the link
+		 * ended first, or a query came: it is being killed), the guest
+		 * is ours from here: "run", and its OK may go to the source. */
+		if (!mi || mi->doomed || !mi->rec || mi->rec->st != R_INCOMING)
+			return;
+		mi->committed = 1;
+		mi->rec->st = R_COMMITTED;
+		dlog("%s: committed (GO came): it runs here", g->name);
+		if (guest_cmd(g, "run") < 0)
+			dlog("%s: cannot tell the receiver to run (it is going away)", g->name);
+		if (mi->relay)
+			relay_release(mi->relay, 1);
+		return;
+	}
 	if (!strcmp(verb, "received")) {
-		if (mi && mi->doomed)
-			return; /* its OK never left: it is being killed */
+		if (!mi || mi->doomed || !mi->committed)
+			return; /* it is being killed (and never got "run") */
 		dlog("%s: received and running", g->name);
 		g->state = G_RUNNING;
 		g->t_start = now_ns();
-		/* only now may its OK go to the source (relay_release) */
-		if (mi && mi->relay)
-			relay_release(mi->relay, 1);
+		mi->received = 1;
+		rec_set(mi, R_RUNNING);
+		if (mi->rec)
+			mi->rec->pid = g->pid;
+		if (!mi->relay && !mi->settling) /* the link ended after the commit */
+			mi_free(mi);
 		return;
 	}
 	if (!strcmp(verb, "receive-failed")) {
 		snprintf(g->detail, sizeof g->detail, "%s", rest);
 		dlog("%s: receiving failed: %s", g->name, rest);
+		rec_set(mi, R_ENDED);
 		if (mi)
 			mi->failed = 1;
 		if (mi && mi->relay)
@@ -363,6 +539,7 @@ void mig_in_event(struct guest *g, const char *verb, const char *rest)
 	rsp.protocol_major = CTL_PROTO_MAJOR;
 	rsp.protocol_minor = CTL_PROTO_MINOR;
 	acc.guest = g->name;
+	acc.migration_id = mi->rec ? mi->rec->id : NULL;
 	rsp.body_case = PVMIGRATE__CTL__PEER_RESPONSE__BODY_ACCEPT;
 	rsp.accept = &acc;
 	send_frame(mi->peer, &rsp.base);
@@ -388,6 +565,7 @@ void mig_in_gone(struct guest *g)
 
 	mi->g = NULL;
 	g->mig_in = NULL;
+	rec_set(mi, R_ENDED); /* ended before it ran: never will */
 	if (mi->phase == MI_SPAWNED)
 		mi_refuse(mi, CTL_ERR_FAILED, "the target could not prepare the guest: %s",
 			  g->detail[0] ? g->detail : "its runner exited");
@@ -395,12 +573,18 @@ void mig_in_gone(struct guest *g)
 		/* a reply still held back is not forwarded: ended without running
 		 * means the source must keep its copy (done() frees mi) */
 		relay_release(mi->relay, 0);
-	else if (mi->doomed)
-		mi_free(mi);
+	else
+		mi_free(mi); /* killed after the link ended, or committed and died before it ran */
 }
 
 void mig_in_shutdown(void)
 {
+	struct mig_rec *r;
+
 	while (incoming)
 		mi_free(incoming);
+	while ((r = records)) {
+		records = r->next;
+		free(r);
+	}
 }

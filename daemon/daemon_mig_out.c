@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
+#include <openssl/rand.h>
 
 #include "daemon_link.h"
 
@@ -20,6 +21,8 @@
  * every failure up to the PeerAccept leaves the guest running untouched.
  */
 #define TICK_MS 250 /* progress to the client, and the handshake's deadline */
+#define QUERY_RETRY_MS 1000 /* the commit's query: again after this while the target is silent */
+#define QUERY_WAIT_S 5	    /* one query attempt's bound */
 
 struct mig_out {
 	struct daemon *d;
@@ -27,7 +30,12 @@ struct mig_out {
 	char dest[CTL_DEST_MAX + 1], host[256], to[CTL_NAME_MAX + 1];
 	char target_name[CTL_NAME_MAX + 1];
 	unsigned port;
-	enum { MO_CONNECT, MO_HANDSHAKE, MO_STREAM } phase;
+	enum { MO_CONNECT, MO_HANDSHAKE, MO_STREAM, MO_QUERY } phase;
+	char id[CTL_MIG_ID_LEN + 1];	/* the move's migration id (PeerQuery) */
+	char unknown_why[300];		/* pvguest's migrate-unknown */
+	struct bufferevent *query;	/* MO_QUERY: the current attempt */
+	struct event *retry;
+	unsigned queries;
 	struct bufferevent *peer;	/* until the relay takes it */
 	struct relay *relay;
 	struct event *tick;
@@ -35,7 +43,6 @@ struct mig_out {
 	uint64_t estimate;		/* pvguest's guess of the stream's size */
 	unsigned rounds;
 	struct fault fault;		/* test hook (fault_inject.h), usually none */
-	int target_ok;			/* a whole, well-formed OK came off the link */
 };
 
 static void mo_progress(struct mig_out *mo, const char *phase)
@@ -71,6 +78,10 @@ static void mo_free(struct mig_out *mo)
 {
 	if (mo->peer)
 		bufferevent_free(mo->peer);
+	if (mo->query)
+		bufferevent_free(mo->query);
+	if (mo->retry)
+		event_free(mo->retry);
 	relay_drop(mo->relay);
 	if (mo->tick)
 		event_free(mo->tick);
@@ -109,8 +120,9 @@ static void mo_relay_done(void *ctx, const char *why)
 {
 	struct mig_out *mo = ctx;
 
-	/* The link is over; pvguest's own word (migrated or failed) decides. */
-	mo->target_ok = mo->relay->reply_ok && mo->relay->track[1].complete;
+	/* The link is over; pvguest's own word (migrated, failed or
+	 * unknown) decides. */
+	mo->last_bytes = mo->relay->to_peer;
 	mo->relay = NULL;
 	if (why)
 		dlog("%s: migration link: %s", mo->g->name, why);
@@ -121,6 +133,10 @@ static void mo_tick(evutil_socket_t fd, short what, void *arg)
 	struct mig_out *mo = arg;
 	uint64_t t = now_ns(), bytes;
 
+	if (mo->phase == MO_QUERY) {
+		mo_progress(mo, "unknown");
+		return;
+	}
 	if (mo->phase != MO_STREAM) {
 		/* connect and handshake only get so long: nothing is frozen yet */
 		if ((t - mo->t0) / 1000000u > mo->d->conf.migrate_timeout_ms)
@@ -216,6 +232,17 @@ static void mo_read(struct bufferevent *bev, void *arg)
 		mo_fail(mo, code, "target %s refused: %s; nothing was frozen", mo->dest, why);
 		return;
 	}
+	/* an older target's receiver knows no commit: it would run the guest
+	 * at END, where ours stops only after READY */
+	if (rsp->protocol_minor < CTL_PROTO_MINOR_COMMIT || !rsp->accept->migration_id ||
+	    strcmp(rsp->accept->migration_id, mo->id)) {
+		code = rsp->protocol_minor;
+		ctl_peer_response_free(rsp);
+		mo_fail(mo, CTL_ERR_VERSION, "%s speaks protocol %u.%u, without the commit (READY, "
+			"GO) a move needs (%u.%u has it); nothing was frozen", mo->dest,
+			CTL_PROTO_MAJOR, code, CTL_PROTO_MAJOR, CTL_PROTO_MINOR_COMMIT);
+		return;
+	}
 	snprintf(mo->target_name, sizeof mo->target_name, "%s", rsp->accept->guest);
 	/* an older target ignores PeerMigrate.net: it would receive a guest
 	 * with no NIC connection (and refuse its NIC state at the end) */
@@ -264,6 +291,7 @@ static void mo_event(struct bufferevent *bev, short what, void *arg)
 		pm.console.data = tail;
 		pm.console.len = guest_console_tail(mo->g, tail, sizeof tail);
 		pm.net = mo->g->net; /* the target connects the guest's NIC itself */
+		pm.migration_id = mo->id;
 		req.body_case = PVMIGRATE__CTL__PEER_REQUEST__BODY_MIGRATE;
 		req.migrate = &pm;
 		if (fa == FAULT_CORRUPT && (f = ctl_frame_pack(&req.base, &flen))) {
@@ -300,12 +328,242 @@ static int numeric_host(const char *h)
 	return inet_pton(AF_INET, h, &a) == 1 || inet_pton(AF_INET6, h, &a) == 1;
 }
 
+/* 32 lowercase hex digits from 16 random bytes. */
+static int mig_id_new(char *id)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[CTL_MIG_ID_LEN / 2];
+	unsigned i;
+
+	if (RAND_bytes(b, sizeof b) != 1)
+		return -1;
+	for (i = 0; i < sizeof b; i++) {
+		id[2 * i] = hex[b[i] >> 4];
+		id[2 * i + 1] = hex[b[i] & 15];
+	}
+	id[CTL_MIG_ID_LEN] = '\0';
+	return 0;
+}
+
+/* A TLS link to the target, connecting; NULL with why (ssl_error). */
+static struct bufferevent *mo_link(struct mig_out *mo)
+{
+	SSL *ssl = SSL_new(mo->d->tls_client);
+	struct bufferevent *bev;
+
+	if (ssl && !numeric_host(mo->host))
+		SSL_set_tlsext_host_name(ssl, mo->host);
+	bev = ssl ? bufferevent_openssl_socket_new(mo->d->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						   BEV_OPT_CLOSE_ON_FREE)
+		  : NULL;
+	if (!bev && ssl)
+		SSL_free(ssl);
+	if (bev)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+/* ---- the commit's query: after GO our pvguest did not hear the OK ----
+ *
+ * The guest is paused here (never resumed by pvguest on its own).  The
+ * target's daemon decides and says: "runs" (its receiver committed and
+ * runs the guest: ours is destroyed) or "absent" (it killed an uncommitted
+ * receiver first, or has none: ours resumes).  While the target cannot be
+ * reached, or says "pending", we ask again every QUERY_RETRY_MS.
+ */
+static void mo_query_start(struct mig_out *mo);
+
+static void mo_query_later(struct mig_out *mo, const char *why)
+{
+	struct timeval tv = { QUERY_RETRY_MS / 1000, (QUERY_RETRY_MS % 1000) * 1000 };
+
+	if (mo->query)
+		bufferevent_free(mo->query);
+	mo->query = NULL;
+	if (mo->queries == 1 || mo->queries % 30 == 0)
+		dlog("%s: asking %s about move %s: %s; again in %u ms", mo->g->name, mo->dest,
+		     mo->id, why, QUERY_RETRY_MS);
+	evtimer_add(mo->retry, &tv);
+}
+
+static void mo_results(struct mig_out *mo, Pvmigrate__Ctl__ControlResponse *rsp)
+{
+	struct conn *c, *next;
+
+	for (c = mo->g->waiters; c; c = next) {
+		next = c->wait_next;
+		if (c->wait == WAIT_MIGRATE) {
+			rsp->id = c->wait_id;
+			conn_send(c, rsp);
+			conn_wait_done(c);
+		}
+	}
+}
+
+/* The target answered: it runs the guest (runs) or it never will. */
+static void mo_resolve(struct mig_out *mo, int runs, const char *detail)
+{
+	Pvmigrate__Ctl__ControlResponse rsp = PVMIGRATE__CTL__CONTROL_RESPONSE__INIT;
+	Pvmigrate__Ctl__MigrateResult res = PVMIGRATE__CTL__MIGRATE_RESULT__INIT;
+	struct guest *g = mo->g;
+	char note[CTL_MSG_MAX];
+
+	if (!runs) {
+		if (guest_cmd(g, "resume") < 0) {
+			mo_fail(mo, CTL_ERR_FAILED, "migration of %s to %s failed after the commit "
+				"(%s); %s says the guest does not run there (%s), but this host's "
+				"runner cannot be told to resume it", g->name, mo->dest,
+				mo->unknown_why, mo->dest, detail);
+			return;
+		}
+		snprintf(g->detail, sizeof g->detail, "resumed: %.100s does not run the move (%.100s)",
+			 mo->dest, detail);
+		mo_fail(mo, CTL_ERR_FAILED, "migration of %s to %s failed after the commit: %s; %s "
+			"says the guest does not run there (%s): it was resumed and runs on here",
+			g->name, mo->dest, mo->unknown_why, mo->dest, detail);
+		return;
+	}
+	if (guest_cmd(g, "destroy") < 0)
+		dlog("%s: cannot tell the paused copy to end; it ends with its runner", g->name);
+	dlog("%s: %s confirmed on asking that it runs the guest (%s): our paused copy is "
+	     "destroyed", g->name, mo->dest, detail);
+	relay_detach(mo->relay);
+	mo->relay = NULL;
+	g->migrated_away = 1;
+	g->state = G_MIGRATED; /* its runner discards the paused copy and exits */
+	snprintf(g->detail, sizeof g->detail, "moved to %.200s as %s", mo->dest,
+		 mo->target_name);
+	snprintf(note, sizeof note, "the target's confirmation was lost (%s); asked, %s "
+		 "confirmed it runs the guest as %s (figures unknown)", mo->unknown_why, mo->dest,
+		 mo->target_name);
+	res.has_downtime_us = res.has_total_us = res.has_bytes = res.has_rounds = 1;
+	res.total_us = (now_ns() - mo->t0) / 1000;
+	res.bytes = mo->last_bytes;
+	res.rounds = mo->rounds;
+	res.dest_guest = mo->target_name;
+	res.note = note;
+	rsp.body_case = PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT;
+	rsp.result = &res;
+	mo_results(mo, &rsp);
+	mo_free(mo);
+}
+
+static void mq_read(struct bufferevent *bev, void *arg)
+{
+	struct mig_out *mo = arg;
+	Pvmigrate__Ctl__PeerResponse *rsp;
+	uint8_t *body;
+	uint32_t len, code;
+	char why[300], detail[CTL_MSG_MAX];
+	unsigned state;
+	int rc;
+
+	rc = take_frame(bev, &body, &len, why, sizeof why);
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		mo_query_later(mo, why);
+		return;
+	}
+	rsp = ctl_peer_response_decode(body, len, &code, why, sizeof why);
+	free(body);
+	if (!rsp) {
+		mo_query_later(mo, why);
+		return;
+	}
+	if (rsp->body_case != PVMIGRATE__CTL__PEER_RESPONSE__BODY_QUERY) {
+		snprintf(why, sizeof why, "it answered %s", rsp->body_case ==
+			 PVMIGRATE__CTL__PEER_RESPONSE__BODY_ERROR ? rsp->error->message
+								    : "something else");
+		ctl_peer_response_free(rsp);
+		mo_query_later(mo, why);
+		return;
+	}
+	state = rsp->query->state;
+	snprintf(detail, sizeof detail, "%s", rsp->query->detail ? rsp->query->detail : "");
+	ctl_peer_response_free(rsp);
+	if (state == CTL_QUERY_PENDING) {
+		mo_query_later(mo, detail);
+		return;
+	}
+	bufferevent_free(mo->query);
+	mo->query = NULL;
+	mo_resolve(mo, state == CTL_QUERY_RUNS, detail);
+}
+
+static void mq_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct mig_out *mo = arg;
+	Pvmigrate__Ctl__PeerRequest req = PVMIGRATE__CTL__PEER_REQUEST__INIT;
+	Pvmigrate__Ctl__PeerQuery q = PVMIGRATE__CTL__PEER_QUERY__INIT;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		no_delay(bufferevent_getfd(bev));
+		req.has_protocol_major = req.has_protocol_minor = 1;
+		req.protocol_major = CTL_PROTO_MAJOR;
+		req.protocol_minor = CTL_PROTO_MINOR;
+		q.migration_id = mo->id;
+		req.body_case = PVMIGRATE__CTL__PEER_REQUEST__BODY_QUERY;
+		req.query = &q;
+		send_frame(bev, &req.base);
+		return;
+	}
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) {
+		int dns = bufferevent_socket_get_dns_error(bev);
+
+		mo_query_later(mo, dns ? evutil_gai_strerror(dns)
+				       : what & BEV_EVENT_TIMEOUT ? "no answer in time"
+				       : ssl_error(bev));
+	}
+}
+
+static void mo_query_start(struct mig_out *mo)
+{
+	struct timeval to = { QUERY_WAIT_S, 0 };
+
+	mo->queries++;
+	if (!(mo->query = mo_link(mo))) {
+		mo_query_later(mo, "cannot set up TLS");
+		return;
+	}
+	bufferevent_setcb(mo->query, mq_read, NULL, mq_event, mo);
+	bufferevent_set_timeouts(mo->query, &to, &to);
+	bufferevent_enable(mo->query, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect_hostname(mo->query, mo->d->dns, AF_UNSPEC, mo->host,
+						(int)mo->port) < 0)
+		mo_query_later(mo, "cannot connect");
+}
+
+static void mo_retry(evutil_socket_t fd, short what, void *arg)
+{
+	mo_query_start(arg);
+}
+
+/* pvguest: after GO no clear answer; the guest is paused until we say. */
+static void mo_unknown(struct mig_out *mo, const char *why)
+{
+	snprintf(mo->unknown_why, sizeof mo->unknown_why, "%s", why[0] ? why : "no reason given");
+	dlog("%s: move %s to %s: after the commit no answer came through (%s): the guest stays "
+	     "paused; asking %s", mo->g->name, mo->id, mo->dest, mo->unknown_why, mo->dest);
+	snprintf(mo->g->detail, sizeof mo->g->detail, "paused: outcome of the move to %.100s "
+		 "unknown, asking %.100s", mo->dest, mo->dest);
+	mo->last_bytes = mo->relay ? mo->relay->to_peer : mo->last_bytes;
+	mo->phase = MO_QUERY;
+	mo->retry = evtimer_new(mo->d->base, mo_retry, mo);
+	if (!mo->retry) {
+		dlog("%s: out of memory for the query timer: asking once", mo->g->name);
+		mo_query_start(mo);
+		return;
+	}
+	mo_progress(mo, "unknown");
+	mo_query_start(mo);
+}
+
 void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__Ctl__Migrate *m)
 {
 	struct timeval tick = { 0, TICK_MS * 1000 };
 	struct mig_out *mo;
 	struct guest *g;
-	SSL *ssl;
 	const char *no = "live migration through the daemon is not implemented yet";
 
 	/* Everything that can be refused is refused here, before any peer is
@@ -332,6 +590,12 @@ void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate
 	}
 	mo->d = d;
 	mo->g = g;
+	if (mig_id_new(mo->id) < 0) {
+		free(mo);
+		conn_error(c, id, CTL_ERR_FAILED, "no random bytes for the migration id: %s",
+			   ssl_error(NULL));
+		return;
+	}
 	fault_arm(&mo->fault, "source");
 	snprintf(mo->dest, sizeof mo->dest, "%s", m->dest);
 	snprintf(mo->to, sizeof mo->to, "%s", m->to);
@@ -341,16 +605,9 @@ void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate
 		return;
 	}
 	mo->t0 = now_ns();
-	ssl = SSL_new(d->tls_client);
-	if (ssl && !numeric_host(mo->host))
-		SSL_set_tlsext_host_name(ssl, mo->host);
-	mo->peer = ssl ? bufferevent_openssl_socket_new(d->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-							BEV_OPT_CLOSE_ON_FREE)
-		       : NULL;
+	mo->peer = mo_link(mo);
 	mo->tick = event_new(d->base, -1, EV_PERSIST, mo_tick, mo);
 	if (!mo->peer || !mo->tick) {
-		if (!mo->peer && ssl)
-			SSL_free(ssl);
 		mo_free(mo);
 		conn_error(c, id, CTL_ERR_FAILED, "cannot set up TLS: %s", ssl_error(NULL));
 		return;
@@ -358,8 +615,7 @@ void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate
 	g->mig = mo;
 	g->state = G_MIGRATING;
 	conn_wait_on(c, g, WAIT_MIGRATE, id);
-	dlog("%s: migrating to %s (%s -> %s)", g->name, mo->dest, m->from, m->to);
-	bufferevent_openssl_set_allow_dirty_shutdown(mo->peer, 1);
+	dlog("%s: migrating to %s (%s -> %s), move %s", g->name, mo->dest, m->from, m->to, mo->id);
 	bufferevent_setcb(mo->peer, mo_read, NULL, mo_event, mo);
 	bufferevent_enable(mo->peer, EV_READ | EV_WRITE);
 	evtimer_add(mo->tick, &tick);
@@ -391,7 +647,6 @@ void mig_out_event(struct guest *g, const char *verb, const char *rest)
 	unsigned long long down, total, bytes, late = 0;
 	unsigned rounds, round, how = 0;
 	char late_text[120] = "";
-	struct conn *c, *next;
 	int resumed;
 
 	if (!mo) {
@@ -409,21 +664,22 @@ void mig_out_event(struct guest *g, const char *verb, const char *rest)
 		}
 		return;
 	}
+	if (!strcmp(verb, "migrate-unknown")) {
+		if (mo->phase == MO_STREAM)
+			mo_unknown(mo, rest);
+		return;
+	}
+	if (mo->phase == MO_QUERY) {
+		dlog("%s: pvguest said '%s' while the move's outcome is unknown, ignored", g->name,
+		     verb);
+		return;
+	}
 	if (!strcmp(verb, "migrate-failed")) {
+		/* before GO, or a target that refused: it never ran the guest */
 		resumed = rest[0] == '1';
-		/* The window of pvmigrated(8) CAVEATS, seen from here: the target
-		 * confirmed, yet our pvguest did not take it and resumed. */
-		if (mo->target_ok || (mo->relay && mo->relay->reply_ok && mo->relay->track[1].complete))
-			mo_fail(mo, CTL_ERR_FAILED, "migration of %s to %s failed: %s; the guest %s "
-				"here, BUT the target's OK had reached this daemon: %s may run there "
-				"too, destroy one copy", g->name, mo->dest,
-				rest[0] && rest[1] ? rest + 2 : "no reason given",
-				resumed ? "was resumed and runs on" : "runs on", mo->target_name);
-		else
-			mo_fail(mo, CTL_ERR_FAILED, "migration of %s to %s failed: %s; the guest %s "
-				"here", g->name, mo->dest,
-				rest[0] && rest[1] ? rest + 2 : "no reason given",
-				resumed ? "was resumed and runs on" : "runs on");
+		mo_fail(mo, CTL_ERR_FAILED, "migration of %s to %s failed: %s; the guest %s here",
+			g->name, mo->dest, rest[0] && rest[1] ? rest + 2 : "no reason given",
+			resumed ? "was resumed and runs on" : "runs on");
 		return;
 	}
 	/* migrated: the target confirmed; with a NIC, the tail's figures follow */
@@ -453,14 +709,7 @@ void mig_out_event(struct guest *g, const char *verb, const char *rest)
 	res.dest_guest = mo->target_name;
 	rsp.body_case = PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT;
 	rsp.result = &res;
-	for (c = g->waiters; c; c = next) {
-		next = c->wait_next;
-		if (c->wait == WAIT_MIGRATE) {
-			rsp.id = c->wait_id;
-			conn_send(c, &rsp);
-			conn_wait_done(c);
-		}
-	}
+	mo_results(mo, &rsp);
 	mo_free(mo);
 }
 

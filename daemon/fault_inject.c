@@ -11,7 +11,7 @@
 static const char *const action_names[] = { "none", "cut", "corrupt", "kill-target",
 					    "kill-daemon" };
 static const char *const step_names[] = { "offer", "accept", "header", "pages", "nic",
-					  "machine", "stats", "end", "reply", "none" };
+					  "machine", "stats", "end", "ready", "go", "reply", "none" };
 
 const char *fault_step_name(enum fault_step s)
 {
@@ -77,7 +77,7 @@ static int parse(struct fault *f, const char *s, char *why, size_t whylen)
 			f->step = (enum fault_step)i + 1; /* +1: 0 means not found */
 	if (f->action == FAULT_NONE || !f->step) {
 		snprintf(why, whylen, "ACTION is cut, corrupt, kill-target or kill-daemon; STEP is "
-			 "offer, accept, header, pages, nic, machine, stats, end or reply");
+			 "offer, accept, header, pages, nic, machine, stats, end, ready, go or reply");
 		f->action = FAULT_NONE;
 		return -1;
 	}

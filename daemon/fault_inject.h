@@ -21,8 +21,9 @@
  *          kill-daemon  SIGKILL this daemon itself (target daemon only)
  * STEP:    offer (PeerRequest), accept (PeerAccept), header, pages (the
  *          Nth PAGE_BATCH, N from 1, default 1), nic (NIC_HELD), machine
- *          (MACHINE_STATE), stats (STATISTICS), end (END), reply (the
- *          target's OK or ERROR on its way back).
+ *          (MACHINE_STATE), stats (STATISTICS), end (END), ready (the
+ *          target's READY on its way back), go (the source's GO on its
+ *          way there), reply (the target's OK or ERROR on its way back).
  *
  * The daemon applies it wherever it sits in the migration, as the source or
  * as the target; stream steps are found by following the 16-byte record
@@ -34,7 +35,7 @@
 enum fault_action { FAULT_NONE, FAULT_CUT, FAULT_CORRUPT, FAULT_KILL_TARGET, FAULT_KILL_DAEMON };
 enum fault_step {
 	FSTEP_OFFER, FSTEP_ACCEPT, FSTEP_HEADER, FSTEP_PAGES, FSTEP_NIC, FSTEP_MACHINE,
-	FSTEP_STATS, FSTEP_END, FSTEP_REPLY, FSTEP_NONE
+	FSTEP_STATS, FSTEP_END, FSTEP_READY, FSTEP_GO, FSTEP_REPLY, FSTEP_NONE
 };
 
 #define FAULT_MAX_RECORD (64ull << 20) /* STREAM_MAX_RECORD: a longer "record" is not one */

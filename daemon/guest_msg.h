@@ -31,6 +31,12 @@
  *                          ends its copy and exits 0
  *   migrate-failed R WHY   the target did not confirm; R = 1 if the
  *                          guest was resumed (it runs on here)
+ *   migrate-unknown WHY    across daemons, after GO (the commit) no clear
+ *                          answer came: the guest stays paused here until
+ *                          the daemon says resume or destroy
+ *   committed              receive, copied RAM: GO came; nothing runs
+ *                          until the daemon answers run (it may instead
+ *                          end us with SIGKILL: then the guest never ran)
  *   received               receive: the stream was loaded, confirmed,
  *                          and the guest now runs here
  *   receive-failed WHY     receive: nothing runs; pvguest exits 1
@@ -44,6 +50,10 @@
  *                          stream's tail, migrate_late.c)
  *   migrate-local          the same, to a receiver on this host (an
  *                          in-place move): the RAM is shared if it can be
+ *   resume | destroy       after migrate-unknown: the target's daemon said
+ *                          the guest is not there (run it again here) or
+ *                          runs there (end this paused copy)
+ *   run                    after committed: the guest may run now
  */
 #define GUEST_MSG_MAX 1024
 #define GUEST_CMD_FD 3

@@ -302,6 +302,10 @@ static int spawn(struct guest *g, char *const argv[], int stream_fd, int net_fd,
 		 size_t whylen)
 {
 	int out[2], cmd[2] = { -1, -1 }, devnull;
+	/* A receiver that has not run its guest must not outlive us: nobody
+	 * could tell the source then whether it runs (pvmigrated(8), "The
+	 * commit"); SIGKILL, since it does not take SIGTERM while receiving. */
+	int death = g->state == G_INCOMING ? SIGKILL : SIGTERM;
 	sigset_t all;
 	pid_t pid;
 
@@ -334,7 +338,7 @@ static int spawn(struct guest *g, char *const argv[], int stream_fd, int net_fd,
 		/* Its own session (a ^C for the daemon's terminal is not for the
 		 * guests), but it dies with the daemon. */
 		setsid();
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		prctl(PR_SET_PDEATHSIG, death);
 		signal(SIGPIPE, SIG_DFL);
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
@@ -425,7 +429,15 @@ static void on_cmd(evutil_socket_t fd, short what, void *arg)
 			*rest++ = '\0';
 		else
 			rest = buf + n;
-		if (mig_local_of(g)) {
+		if (!strcmp(buf, "committed")) {
+			/* a receiver took GO and waits for our word to run: across
+			 * daemons the link decides (daemon_mig_in.c); in place the
+			 * source's end is its own socket, nothing to weigh */
+			if (g->mig_in)
+				mig_in_event(g, buf, rest);
+			else if (guest_cmd(g, "run") < 0)
+				dlog("%s: cannot tell the receiver to run", g->name);
+		} else if (mig_local_of(g)) {
 			mig_local_event(g, buf, rest);
 		} else if (!strcmp(buf, "sent")) {
 			/* progress of a send; across daemons the relay counts the bytes */
@@ -437,7 +449,7 @@ static void on_cmd(evutil_socket_t fd, short what, void *arg)
 		} else if (!strcmp(buf, "failed")) {
 			snprintf(g->detail, sizeof g->detail, "%s", rest);
 		} else if (!strcmp(buf, "log") || !strcmp(buf, "estimate") || !strcmp(buf, "migrated") ||
-			   !strcmp(buf, "migrate-failed")) {
+			   !strcmp(buf, "migrate-failed") || !strcmp(buf, "migrate-unknown")) {
 			mig_out_event(g, buf, rest);
 		} else if (!strcmp(buf, "received") || !strcmp(buf, "receive-failed")) {
 			mig_in_event(g, buf, rest);
@@ -689,6 +701,13 @@ void guest_take_process(struct guest *g, struct guest *in)
 		g->cmd_ev = event_new(g->d->base, g->cmd_fd, EV_READ | EV_PERSIST, on_cmd, g);
 		event_add(g->cmd_ev, NULL);
 	}
+}
+
+int guest_cmd(struct guest *g, const char *verb)
+{
+	if (g->cmd_fd < 0 || send(g->cmd_fd, verb, strlen(verb), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		return -1;
+	return 0;
 }
 
 /* A command with one fd (SCM_RIGHTS). */

@@ -246,6 +246,47 @@ static int can_share(const struct vm *vm, int fd, char *why, size_t whylen)
 	return 1;
 }
 
+/*
+ * After GO the target's answer did not come through the relays: the guest
+ * stays paused here (its NIC frozen) while our daemon asks the target's
+ * (pvmigrated(8), "The commit"): "resume" if the target does not run it,
+ * "destroy" if it does.  1: destroyed (the target has it), 0: runs on.
+ */
+static int await_verdict(struct runner *r, const char *err)
+{
+	char buf[GUEST_MSG_MAX];
+	ssize_t n;
+	int fd;
+
+	fprintf(stderr, "pvguest: %s: after GO the target's answer is unknown; paused until the "
+		"daemon learns whether it runs the guest\n", err);
+	say("migrate-unknown %s", err);
+	for (;;) {
+		n = cmd_recv(buf, sizeof buf, &fd);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0) {
+			/* nobody can resolve it any more: the paused copy must not run */
+			fprintf(stderr, "pvguest: the daemon went away with the move's outcome "
+				"unknown: the paused copy is powered off, never run\n");
+			vm__poweroff(r->vm, VM_EXIT_POWEROFF, 128 + SIGHUP);
+			return 0;
+		}
+		if (!strcmp(buf, "resume")) {
+			fprintf(stderr, "pvguest: the target does not run the guest: resumed here\n");
+			migrate_resume(r->vm);
+			return 0;
+		}
+		if (!strcmp(buf, "destroy")) {
+			fprintf(stderr, "pvguest: the target runs the guest: this paused copy ends\n");
+			vm__poweroff(r->vm, VM_EXIT_POWEROFF, 0);
+			return 1;
+		}
+		fprintf(stderr, "pvguest: '%.40s' while the move's outcome is unknown, ignored\n",
+			buf);
+	}
+}
+
 /* Returns 1 when the guest left (the target has it), 0 when it runs on.
  * late: "migrate-late", the guest's NIC has a new connection there.
  * local: "migrate-local", the receiver runs on this host (share the RAM). */
@@ -266,6 +307,9 @@ static int do_migrate(struct runner *r, int fd, int late, int local)
 	if (pol.log)
 		setvbuf(pol.log, NULL, _IOLBF, 0);
 	pol.late_ms = late ? MIGRATE_LATE_MS : 0;
+	/* across daemons the stream passes two relays: after GO their end
+	 * tells nothing, and only the target's daemon knows (see below) */
+	pol.relayed = !local;
 	if (local && can_share(r->vm, fd, why, sizeof why)) {
 		share.conn = &conn;
 		pol.share = &share;
@@ -298,16 +342,19 @@ static int do_migrate(struct runner *r, int fd, int late, int local)
 				share.sites_restored);
 		fprintf(stderr, "pvguest: migration failed: %s%s\n", rep.err,
 			rep.resumed ? " (the guest runs on here)" : "");
-		if (share.in_doubt) {
+		if (rep.outcome == MIGRATE_OUTCOME_UNKNOWN && local) {
 			/* the target may run it: ours must never run again */
 			fprintf(stderr, "pvguest: after the commit the target's answer is unknown: "
 				"the guest is stopped here for good\n");
 			say("migrate-failed 0 %s; after the commit: stopped here for good", rep.err);
 			vm__fail(r->vm, "stopped for good: an in-place move's end is unknown");
 			vm__poweroff(r->vm, VM_EXIT_CRASH, 0);
-			vm__ram_detach(r->vm);
+			if (pol.share)
+				vm__ram_detach(r->vm);
 			return 0;
 		}
+		if (rep.outcome == MIGRATE_OUTCOME_UNKNOWN)
+			return await_verdict(r, rep.err);
 		say("migrate-failed %d %s", rep.resumed, rep.err);
 		return 0;
 	}
@@ -675,6 +722,36 @@ static void test_fault_arm(struct migrate_share *sh, struct test_fault *f)
 }
 
 /*
+ * Receive, copied RAM: GO came.  The daemon hears "committed" before the
+ * OK leaves and before any vCPU runs, and the guest runs only once it
+ * answered "run": a daemon whose link broke first has decided to end us
+ * instead (SIGKILL), and then told the source's daemon the guest is not
+ * here.  So its word and what runs can never disagree.
+ */
+static void on_go(void *ctx)
+{
+	*(int *)ctx = 1;
+	say("committed");
+}
+
+/* 0: the daemon said run; -1 with why. */
+static int await_run(char *why, size_t whylen)
+{
+	char buf[GUEST_MSG_MAX];
+	ssize_t n;
+	int fd;
+
+	n = cmd_recv(buf, sizeof buf, &fd);
+	if (fd >= 0)
+		close(fd);
+	if (n > 0 && !strcmp(buf, "run"))
+		return 0;
+	snprintf(why, whylen, "after GO the daemon did not let the guest run (%s)",
+		 n > 0 ? "it said something else" : "it went away");
+	return -1;
+}
+
+/*
  * The VM's platform, before anything is loaded or received.  native: the
  * trapped device models (and NIC).  kvm: exactly pvhost's setup_kvm up to
  * the boot: the ports, then the runtime attached to its window; the NIC
@@ -713,7 +790,7 @@ int main(int argc, char **argv)
 	const char *action = "run";
 	struct vm *vm;
 	sigset_t set;
-	int receive, rc;
+	int receive, rc, committed = 0;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -774,7 +851,8 @@ int main(int argc, char **argv)
 		migrate_conn_init(&conn, GUEST_STREAM_FD, STREAM_TIMEOUT_MS);
 		hio = (struct handover_io){ .io = { &hio, handover_read, handover_write },
 					    .inner = &conn.io, .h = &nh };
-		share = (struct migrate_share){ .conn = &conn };
+		share = (struct migrate_share){ .conn = &conn, .on_go = on_go,
+						.on_go_ctx = &committed };
 		test_fault_arm(&share, &fault);
 		rc = migrate_receive_ex(vm, nh.slot >= 0 ? &hio.io : &conn.io, &share, why,
 					sizeof why);
@@ -786,8 +864,19 @@ int main(int argc, char **argv)
 			vm__destroy(vm);
 			return 1;
 		}
+		if (committed && await_run(why, sizeof why) < 0) {
+			close(GUEST_STREAM_FD);
+			say("receive-failed %s", why);
+			die("receive the guest", why);
+			vm__destroy(vm);
+			return 1;
+		}
 		fprintf(stderr, "pvguest: guest received, running (%s)\n", o.kvm ? "kvm" : "native");
-		if (share.t_ready)
+		if (committed)
+			fprintf(stderr, "pvguest:   copied: GO %.3f ms after READY, run %.3f ms after "
+				"GO\n", (share.t_go - share.t_ready) / 1e6,
+				(vm__now_ns() - share.t_go) / 1e6);
+		if (share.t_mapped)
 			fprintf(stderr, "pvguest:   RAM shared: GO %.3f ms after READY, then RAM mapped "
 				"in %.3f ms, sites re-patched in %.3f ms, OK %.3f ms after GO\n",
 				(share.t_go - share.t_ready) / 1e6, (share.t_mapped - share.t_go) / 1e6,

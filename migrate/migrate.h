@@ -16,6 +16,15 @@
  * connection, or stayed silent past the timeout has nothing running: the
  * sender resumes the source and says why.  So there are never two running
  * copies and, if the target fails before its OK, nothing is lost.
+ *
+ * Every move ends with a commit (below, "the commit"): after END the
+ * target answers READY, the source stops for good and says GO, the target
+ * runs and says OK.  Before GO any failure leaves the source running and
+ * the target empty.  After GO the source never resumes on a mere
+ * failure: on a direct socket the end of the connection without OK proves
+ * the target never ran (resume); through relays (pvmigrated) it proves
+ * nothing, and the outcome is MIGRATE_OUTCOME_UNKNOWN: the source stays
+ * paused and its caller asks whoever runs the target.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -90,6 +99,38 @@ int migrate_reply_send(const struct stream_io *io, enum migrate_reply_code code,
 int migrate_reply_recv(const struct stream_io *io, enum migrate_reply_code *code, char *msg,
 		       size_t msglen, char *why, size_t whylen);
 
+/* ---- the commit (migrate_conn.c): READY, GO, OK ---- */
+
+/*
+ *   target: END read and checked, everything applied, nothing run -> READY
+ *   source: stops for good (paused, not destroyed)                 -> GO
+ *   target: runs the guest                                         -> OK
+ *
+ * Shared RAM moves (migrate_shared.c) do their own steps between GO and
+ * OK around the same two calls.  pvmigrate-stream(5), "The commit".
+ */
+struct migrate_commit {
+	struct migrate_conn *conn; /* source: after GO wait on it without its timeout; NULL: with it */
+	int relayed;		   /* the connection passes relays: its end after GO proves nothing */
+	/* what happened */
+	int committed;		   /* GO was being sent */
+	int in_doubt;		   /* after GO, no clear answer: the outcome is unknown */
+	uint64_t ready_ns, go_ns;  /* READY came, the last word came (from the call) */
+};
+/* Source, frozen, END sent: READY, GO, the target's last word in *code (OK,
+ * or ERROR: before GO, or after it from a target that never ran the guest).
+ * -1 with why: no usable answer; cm->in_doubt says whether the target may
+ * run the guest (never resume then). */
+int migrate_commit_send(const struct stream_io *io, struct migrate_commit *cm,
+			enum migrate_reply_code *code, char *msg, size_t msglen, char *why,
+			size_t whylen);
+/* Target, everything applied: READY, then wait for GO.  0: GO read, the
+ * guest is ours to run; -1 with why: no GO (nothing was sent: the source is
+ * gone or gave up); 1 with why: refused (hook at "ready", or a garbled GO):
+ * the caller sends ERROR.  hook: TEST ONLY (migrate_share.test_hook). */
+int migrate_commit_await(const struct stream_io *io, int (*hook)(void *ctx, const char *step),
+			 void *ctx, uint64_t *t_ready, char *why, size_t whylen);
+
 /* ---- sending ---- */
 
 struct migrate_policy {
@@ -102,6 +143,17 @@ struct migrate_policy {
 	struct migrate_share *share; /* RAM shared with the target, not sent (migrate_shared.c); NULL: copied */
 	unsigned late_ms;	  /* the tail (migrate_late.c): after the OK, forward what the
 				   * NIC's connection still receives, at most this long; 0: none */
+	int relayed;		  /* `out` passes relays (pvmigrated): after GO, any failure
+				   * is MIGRATE_OUTCOME_UNKNOWN (see above) */
+};
+
+/* How a migrate_send ended (migrate_report.outcome). */
+enum migrate_outcome {
+	MIGRATE_OUTCOME_MOVED = 1,   /* the target confirmed: destroy the source */
+	MIGRATE_OUTCOME_STAYED = 2,  /* failed before the commit, or refused: the source runs (if resumed) */
+	MIGRATE_OUTCOME_UNKNOWN = 3, /* after GO, no clear answer: the source is paused (NIC
+				      * frozen) and must neither run nor go until the caller
+				      * learns whether the target runs: migrate_resume() or destroy */
 };
 
 #define MIGRATE_MAX_ROUNDS 64
@@ -135,6 +187,8 @@ struct migrate_report {
 	uint64_t pause_ns, sent_ns;	   /* of which: vm__pause; until END was written */
 	uint64_t dirty_rate;		   /* pages/s dirtied while pre-copy ran */
 	int resumed;			   /* the source guest was resumed after a failure */
+	int outcome;			   /* enum migrate_outcome */
+	int committed;			   /* GO was sent */
 	char err[256];			   /* why it failed */
 	struct migrate_late_report late;   /* the tail, after the OK (policy late_ms) */
 };
@@ -142,17 +196,24 @@ struct migrate_report {
 /*
  * Migrate the running guest in `src` (vm__run() active on another thread)
  * over `out` (usually a migrate_conn's io).  Returns 0 once the target
- * confirmed: the source is still paused, and the caller destroys it.
- * Returns -1 on any failure before that with rep->err set; the source
- * guest then runs again (rep->resumed) unless it had already ended.  The
- * caller then closes the connection: a target still reading sees the
- * stream end before END and discards what it had.
+ * confirmed (MIGRATE_OUTCOME_MOVED): the source is still paused, and the
+ * caller destroys it.  Returns -1 on any failure with rep->err set: with
+ * MIGRATE_OUTCOME_STAYED the source guest runs again (rep->resumed)
+ * unless it had already ended; with MIGRATE_OUTCOME_UNKNOWN (after GO,
+ * pol->relayed or a garbled answer) it stays paused until the caller
+ * calls migrate_resume() or destroys it.  The caller then closes the
+ * connection: a target still reading sees the stream end before END (or
+ * before GO) and discards what it had.
  *
  * Downtime is measured here, from vm__pause to the target's OK; the
  * target resumes right after sending it.
  */
 int migrate_send(struct vm *src, const struct stream_io *out, const struct migrate_policy *pol,
 		 struct migrate_report *rep);
+
+/* MIGRATE_OUTCOME_UNKNOWN resolved: the target does not run the guest, so
+ * the source runs on (NIC thawed, vCPUs resumed). */
+void migrate_resume(struct vm *src);
 
 /* Print rep in a few lines (figures for people and test logs). */
 void migrate_report_print(const struct migrate_report *rep, FILE *out);
@@ -164,9 +225,10 @@ void migrate_report_print(const struct migrate_report *rep, FILE *out);
  * source's RAM size and vCPU count, platform (and NIC, if the source had
  * one) initialised, nothing loaded and never run.  Pages go straight into
  * its RAM; vCPUs and devices are set only after END was read and checked.
- * Returns 0 after sending OK: the caller now runs dst.  Returns -1 after
- * sending ERROR (when the connection still takes it), with the reason in
- * why: dst holds garbage and must be destroyed, never run.
+ * Then the commit (READY, GO) and OK.  Returns 0 after sending OK: the
+ * caller now runs dst.  Returns -1 after sending ERROR (when the
+ * connection still takes it and there is someone to tell), with the
+ * reason in why: dst holds garbage and must be destroyed, never run.
  */
 int migrate_receive(struct vm *dst, const struct stream_io *in, char *why, size_t whylen);
 /* The same, taking the guest's RAM instead of pages if the stream says it
@@ -224,6 +286,10 @@ struct migrate_share {
 	 * the move there as a refusal would.  NULL in production. */
 	int (*test_hook)(void *ctx, const char *step);
 	void *test_ctx;
+	/* target, copied RAM: called once GO was read, before the OK is
+	 * written and before anything runs (pvguest tells its daemon); NULL: none */
+	void (*on_go)(void *ctx);
+	void *on_go_ctx;
 	/* what happened, for the caller */
 	int committed;		  /* source: GO was sent */
 	int in_doubt;		  /* source: after GO, no clear answer: never resume */

@@ -201,8 +201,8 @@ int migrate_reply_send(const struct stream_io *io, enum migrate_reply_code code,
 
 /* The reply is untrusted input like the stream: every field is checked,
  * and the message is cleaned to printable characters before anyone logs it. */
-int migrate_reply_recv(const struct stream_io *io, enum migrate_reply_code *code, char *msg,
-		       size_t msglen, char *why, size_t whylen)
+static int reply_recv(const struct stream_io *io, const char *who, enum migrate_reply_code *code,
+		      char *msg, size_t msglen, char *why, size_t whylen)
 {
 	uint8_t hdr[REPLY_HDR], body[MIGRATE_REPLY_MAX];
 	uint32_t len, c, i;
@@ -210,7 +210,7 @@ int migrate_reply_recv(const struct stream_io *io, enum migrate_reply_code *code
 	if (msglen)
 		msg[0] = 0;
 	if (!io->read || io_full(io, hdr, sizeof hdr, 0) < 0) {
-		snprintf(why, whylen, "no reply from the target: %s",
+		snprintf(why, whylen, "no reply from the %s: %s", who,
 			 errno == ECONNRESET ? "connection closed" : strerror(errno));
 		return -1;
 	}
@@ -218,12 +218,12 @@ int migrate_reply_recv(const struct stream_io *io, enum migrate_reply_code *code
 	len = get32(hdr + 8);
 	if (get32(hdr) != REPLY_MAGIC || get32(hdr + 12) || len > MIGRATE_REPLY_MAX ||
 	    c > MIGRATE_REPLY_GO) {
-		snprintf(why, whylen, "garbled reply from the target (magic %#x, code %u, length %u)",
-			 get32(hdr), c, len);
+		snprintf(why, whylen, "garbled reply from the %s (magic %#x, code %u, length %u)",
+			 who, get32(hdr), c, len);
 		return -1;
 	}
 	if (len && io_full(io, body, len, 0) < 0) {
-		snprintf(why, whylen, "reply from the target cut short: %s",
+		snprintf(why, whylen, "reply from the %s cut short: %s", who,
 			 errno == ECONNRESET ? "connection closed" : strerror(errno));
 		return -1;
 	}
@@ -237,5 +237,104 @@ int migrate_reply_recv(const struct stream_io *io, enum migrate_reply_code *code
 		msg[len] = 0;
 	}
 	*code = (enum migrate_reply_code)c;
+	return 0;
+}
+
+int migrate_reply_recv(const struct stream_io *io, enum migrate_reply_code *code, char *msg,
+		       size_t msglen, char *why, size_t whylen)
+{
+	return reply_recv(io, "target", code, msg, msglen, why, whylen);
+}
+
+/* ---- the commit ---- */
+
+int migrate_commit_send(const struct stream_io *io, struct migrate_commit *cm,
+			enum migrate_reply_code *code, char *msg, size_t msglen, char *why,
+			size_t whylen)
+{
+	uint64_t t0 = vm__now_ns();
+	int timeout = cm->conn ? cm->conn->timeout_ms : 0, e;
+	char r[200];
+
+	if (migrate_reply_recv(io, code, msg, msglen, why, whylen) < 0)
+		return -1; /* nothing committed: resume */
+	cm->ready_ns = vm__now_ns() - t0;
+	if (*code == MIGRATE_REPLY_ERROR)
+		return 0; /* refused before the commit */
+	if (*code != MIGRATE_REPLY_READY) {
+		snprintf(why, whylen, "the target said %u where READY was due", (unsigned)*code);
+		return -1;
+	}
+	/* From the first byte of GO on, the target may act on it: no timeout
+	 * may make us resume any more, only its word or (on a direct socket)
+	 * its end.  A GO that could not be written whole never reached it. */
+	cm->committed = 1;
+	if (migrate_reply_send(io, MIGRATE_REPLY_GO, NULL) < 0) {
+		/* it hung up: after a refusal, whose reason may be waiting */
+		e = errno;
+		if (migrate_reply_recv(io, code, msg, msglen, why, whylen) == 0 &&
+		    *code == MIGRATE_REPLY_ERROR)
+			return 0;
+		snprintf(why, whylen, "the target went away before the commit: %s", strerror(e));
+		return -1;
+	}
+	if (cm->conn && !cm->relayed)
+		cm->conn->timeout_ms = 0; /* only whoever can end it breaks the tie */
+	errno = 0;
+	if (migrate_reply_recv(io, code, msg, msglen, why, whylen) < 0) {
+		e = errno;
+		if (cm->conn)
+			cm->conn->timeout_ms = timeout;
+		snprintf(r, sizeof r, "%s", why);
+		if (!cm->relayed && (e == ECONNRESET || e == EPIPE)) {
+			/* a direct socket: a target that wrote OK has it in the
+			 * socket even if it died right after; it ended without */
+			snprintf(why, whylen, "the target ended after GO without its OK (%s); it "
+				 "never ran the guest", r);
+			return -1;
+		}
+		/* a garbled answer, silence, or the end of a relayed link: who
+		 * runs the guest is unknown here */
+		snprintf(why, whylen, "after GO: %s", r);
+		cm->in_doubt = 1;
+		return -1;
+	}
+	if (cm->conn)
+		cm->conn->timeout_ms = timeout;
+	cm->go_ns = vm__now_ns() - t0;
+	if (*code == MIGRATE_REPLY_OK || *code == MIGRATE_REPLY_ERROR)
+		return 0; /* ERROR: it refused before running anything */
+	snprintf(why, whylen, "the target said %u after GO", (unsigned)*code);
+	cm->in_doubt = 1;
+	return -1;
+}
+
+int migrate_commit_await(const struct stream_io *io, int (*hook)(void *ctx, const char *step),
+			 void *ctx, uint64_t *t_ready, char *why, size_t whylen)
+{
+	enum migrate_reply_code code;
+	char msg[MIGRATE_REPLY_MAX + 1], reason[300];
+
+	if (migrate_reply_send(io, MIGRATE_REPLY_READY, NULL) < 0) {
+		snprintf(why, whylen, "READY not delivered, the source keeps the guest");
+		return -1;
+	}
+	if (t_ready)
+		*t_ready = vm__now_ns();
+	if (hook && hook(ctx, "ready")) {
+		snprintf(why, whylen, "test fault at ready");
+		return 1;
+	}
+	errno = 0;
+	if (reply_recv(io, "source", &code, msg, sizeof msg, reason, sizeof reason) < 0) {
+		snprintf(why, whylen, "no GO from the source (it keeps the guest): %s", reason);
+		/* garbled: the source still listens and resumes on our word */
+		return errno == ECONNRESET || errno == EPIPE || errno == ETIMEDOUT ? -1 : 1;
+	}
+	if (code != MIGRATE_REPLY_GO) {
+		snprintf(why, whylen, "the source said %u where GO was due: refused, it keeps the "
+			 "guest", (unsigned)code);
+		return 1;
+	}
 	return 0;
 }

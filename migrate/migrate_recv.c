@@ -208,6 +208,38 @@ static void local_host(struct stream_host *h, const struct vm *vm)
 	h->patch_table_version = MIGRATE_PATCH_TABLE_VERSION;
 }
 
+/*
+ * Copied RAM, everything applied and nothing run: READY, GO, OK.  Without
+ * GO the source keeps (or resumes) the guest, so ours never runs.  After
+ * GO the guest is ours; if our OK cannot be written we still do not run
+ * it: on a direct socket the source reads the end without OK as "never
+ * ran" and resumes; through pvmigrated the daemon, which knows we did not
+ * run it, answers the source's question the same way.  -1: refused (an
+ * ERROR went where there was someone to tell).
+ */
+static int commit_copy(const struct stream_io *in, struct migrate_share *sh, char *why,
+		       size_t whylen)
+{
+	int rc = migrate_commit_await(in, sh ? sh->test_hook : NULL, sh ? sh->test_ctx : NULL,
+				      sh ? &sh->t_ready : NULL, why, whylen);
+
+	if (rc > 0)
+		migrate_reply_send(in, MIGRATE_REPLY_ERROR, why); /* best effort */
+	if (rc)
+		return -1;
+	if (sh) {
+		sh->t_go = vm__now_ns();
+		if (sh->on_go)
+			sh->on_go(sh->on_go_ctx);
+	}
+	if (migrate_reply_send(in, MIGRATE_REPLY_OK, NULL) < 0) {
+		snprintf(why, whylen, "GO taken, but the OK could not be written: the guest is not "
+			 "run here");
+		return -1;
+	}
+	return 0;
+}
+
 int migrate_receive(struct vm *dst, const struct stream_io *in, char *why, size_t whylen)
 {
 	return migrate_receive_ex(dst, in, NULL, why, whylen);
@@ -234,11 +266,9 @@ int migrate_receive_ex(struct vm *dst, const struct stream_io *in, struct migrat
 							   : NULL, r.vcpus, reason, sizeof reason) < 0) {
 		snprintf(why, whylen, "migrate: commit: %s", reason);
 		goto out; /* refused already, if the source still listens */
-	} else if (!r.shared && migrate_reply_send(in, MIGRATE_REPLY_OK, NULL) < 0) {
-		/* Without our OK the source resumes its copy: ours must not run. */
-		snprintf(why, whylen, "migrate: confirmation not delivered, the source keeps the "
-			 "guest");
-		goto out;
+	} else if (!r.shared && commit_copy(in, share, reason, sizeof reason) < 0) {
+		snprintf(why, whylen, "migrate: commit: %s", reason);
+		goto out; /* refused already, where there was someone to tell */
 	} else {
 		vm__platform_nic_thaw(dst);
 		migrate_late_note(dst, r.devices, r.devices_len); /* the announce's MAC */

@@ -525,8 +525,10 @@ int migrate_send(struct vm *src, const struct stream_io *out, const struct migra
 	struct sender s = { .vm = src, .pol = pol ? pol : &defaults, .rep = rep };
 	size_t words = (src->mem_size / STREAM_PAGE_SIZE + 63) / 64;
 	uint64_t t0 = vm__now_ns(), tf = 0;
+	struct migrate_commit cm = { .conn = NULL };
 	enum migrate_reply_code code;
 	char msg[MIGRATE_REPLY_MAX + 1], why[200];
+	int rc, in_doubt = 0;
 	unsigned i;
 
 	memset(rep, 0, sizeof *rep);
@@ -565,9 +567,19 @@ int migrate_send(struct vm *src, const struct stream_io *out, const struct migra
 	if (send_frozen(&s) < 0)
 		goto failed;
 	rep->sent_ns = vm__now_ns() - tf;
-	if ((s.pol->share ? migrate_shared_commit(src, out, s.pol->share, &code, msg, sizeof msg,
-						   why, sizeof why)
-			  : migrate_reply_recv(out, &code, msg, sizeof msg, why, sizeof why)) < 0) {
+	/* the commit: READY, GO (from here we never resume on our own), OK */
+	if (s.pol->share) {
+		rc = migrate_shared_commit(src, out, s.pol->share, &code, msg, sizeof msg, why,
+					   sizeof why);
+		rep->committed = s.pol->share->committed;
+		in_doubt = s.pol->share->in_doubt;
+	} else {
+		cm.relayed = s.pol->relayed;
+		rc = migrate_commit_send(out, &cm, &code, msg, sizeof msg, why, sizeof why);
+		rep->committed = cm.committed;
+		in_doubt = cm.in_doubt;
+	}
+	if (rc < 0) {
 		fail(&s, "migrate: %.200s", why);
 		goto failed;
 	}
@@ -591,6 +603,7 @@ int migrate_send(struct vm *src, const struct stream_io *out, const struct migra
 	free(s.view);
 	free(s.view_dev);
 	free(s.frozen_st);
+	rep->outcome = MIGRATE_OUTCOME_MOVED;
 	return 0;
 
 failed:
@@ -611,10 +624,14 @@ failed:
 	if (s.frozen && s.pol->share && migrate_shared_restore(src, s.pol->share, why,
 								sizeof why) < 0) {
 		s.pol->share->in_doubt = 1; /* a site we cannot put back: the guest must not run */
+		in_doubt = 1;
 		snprintf(rep->err + strlen(rep->err), sizeof rep->err - strlen(rep->err), "; %s",
 			 why);
 	}
-	if (s.frozen && !(s.pol->share && s.pol->share->in_doubt)) {
+	/* After GO without a clear answer the target may run the guest: ours
+	 * stays paused, its NIC frozen, until the caller learns which. */
+	rep->outcome = in_doubt ? MIGRATE_OUTCOME_UNKNOWN : MIGRATE_OUTCOME_STAYED;
+	if (s.frozen && !in_doubt) {
 		vm__platform_nic_thaw(src);
 		vm__resume(src);
 		rep->resumed = 1;
@@ -628,6 +645,12 @@ failed:
 	free(s.view_dev);
 	free(s.frozen_st);
 	return -1;
+}
+
+void migrate_resume(struct vm *src)
+{
+	vm__platform_nic_thaw(src);
+	vm__resume(src);
 }
 
 void migrate_report_print(const struct migrate_report *rep, FILE *out)

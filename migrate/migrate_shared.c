@@ -136,77 +136,36 @@ int migrate_shared_map(struct vm *vm, const struct stream_info *info, struct mig
 	return 0;
 }
 
-/* The target's last word after GO: OK, ERROR, or nothing. */
+/* The target's last word after GO: OK, ERROR, or nothing (migrate_commit_send). */
 int migrate_shared_commit(struct vm *src, const struct stream_io *io, struct migrate_share *sh,
 			  enum migrate_reply_code *code, char *msg, size_t msglen, char *why,
 			  size_t whylen)
 {
-	uint64_t t0 = sh->t_sent = now_ns();
-	int timeout = sh->conn->timeout_ms;
+	/* a direct socket: after GO, no timeout; its end proves the target
+	 * never wrote OK, so never ran the guest */
+	struct migrate_commit cm = { .conn = sh->conn };
+	int rc;
 
+	sh->t_sent = now_ns();
 	/* Frozen, the state on its way: from here three wake-ups (READY, GO,
 	 * OK) are all the downtime left.  Not during the pause: that waits
 	 * for the vCPU threads, which then need the CPU more than we do. */
 	migrate_boost_start(&sh->boost);
-	if (migrate_reply_recv(io, code, msg, msglen, why, whylen) < 0)
-		return -1; /* nothing committed: resume */
-	sh->ready_ns = now_ns() - t0;
-	if (*code == MIGRATE_REPLY_ERROR)
-		return 0; /* refused before the commit */
-	if (*code != MIGRATE_REPLY_READY) {
-		snprintf(why, whylen, "the target said %u where READY was due", (unsigned)*code);
-		return -1;
-	}
-	/* From the first byte of GO on, the target may write our RAM: no
-	 * timeout may make us resume any more, only its word or its end. */
-	sh->committed = 1;
-	if (migrate_reply_send(io, MIGRATE_REPLY_GO, NULL) < 0) {
-		/* it hung up: after a refusal, whose reason may be waiting */
-		int e = errno;
-
-		if (migrate_reply_recv(io, code, msg, msglen, why, whylen) == 0 &&
-		    *code == MIGRATE_REPLY_ERROR)
-			return 0;
-		snprintf(why, whylen, "the target went away before the commit: %s", strerror(e));
-		return -1;
-	}
-	sh->conn->timeout_ms = 0;
-	errno = 0;
-	if (migrate_reply_recv(io, code, msg, msglen, why, whylen) < 0) {
-		sh->conn->timeout_ms = timeout;
-		if (errno == ECONNRESET || errno == EPIPE) {
-			/* ended without OK: it never ran the guest */
-			char r[200];
-
-			snprintf(r, sizeof r, "%s", why);
-			snprintf(why, whylen, "the target ended after GO without its OK (%s); it "
-				 "never ran the guest", r);
-			return -1;
-		}
-		/* a garbled answer from a live target: who runs the guest is
-		 * unknown, so this side must never run it again */
-		sh->in_doubt = 1;
-		return -1;
-	}
-	sh->conn->timeout_ms = timeout;
-	sh->go_ns = now_ns() - t0;
-	if (*code == MIGRATE_REPLY_OK) {
-		/* The target runs the guest.  Our vCPUs stay paused and the NIC
-		 * frozen, so nothing here touches the RAM before the caller,
-		 * right after migrate_send, detaches it (vm__ram_detach): not in
-		 * the downtime, since unmapping RAM the guest used zaps every
-		 * page of it from our page tables and KVM's (~5 ms for 200 MiB).
-		 * The boost stays until the caller ends it: dropped here, this
-		 * thread could wait for the CPU before migrate_send even takes
-		 * the time, and that wait would count as downtime. */
-		return 0;
-	}
-	if (*code != MIGRATE_REPLY_ERROR) {
-		snprintf(why, whylen, "the target said %u after GO", (unsigned)*code);
-		sh->in_doubt = 1;
-		return -1;
-	}
-	return 0;
+	rc = migrate_commit_send(io, &cm, code, msg, msglen, why, whylen);
+	/* From the first byte of GO on, the target may write our RAM. */
+	sh->committed = cm.committed;
+	sh->in_doubt = cm.in_doubt;
+	sh->ready_ns = cm.ready_ns;
+	sh->go_ns = cm.go_ns;
+	/* After OK the target runs the guest.  Our vCPUs stay paused and the
+	 * NIC frozen, so nothing here touches the RAM before the caller,
+	 * right after migrate_send, detaches it (vm__ram_detach): not in the
+	 * downtime, since unmapping RAM the guest used zaps every page of it
+	 * from our page tables and KVM's (~5 ms for 200 MiB).  The boost
+	 * stays until the caller ends it: dropped here, this thread could
+	 * wait for the CPU before migrate_send even takes the time, and that
+	 * wait would count as downtime. */
+	return rc;
 }
 
 static int hook(struct migrate_share *sh, const char *step, char *why, size_t whylen)
@@ -221,28 +180,18 @@ int migrate_shared_commit_recv(struct vm *dst, const struct stream_io *io,
 			       struct migrate_share *sh, const struct stream_patch *patch,
 			       struct vm_vcpu_state *vcpus, char *why, size_t whylen)
 {
-	enum migrate_reply_code code;
-	char msg[MIGRATE_REPLY_MAX + 1], reason[300];
-	int shared = 0;
+	char reason[300];
+	int shared = 0, rc;
 
 	sh->t_applied = now_ns();
-	if (migrate_reply_send(io, MIGRATE_REPLY_READY, NULL) < 0) {
-		snprintf(why, whylen, "READY not delivered, the source keeps the guest");
-		migrate_boost_end(&sh->boost);
-		return -1;
-	}
-	sh->t_ready = now_ns();
-	if (hook(sh, "ready", reason, sizeof reason) < 0)
+	rc = migrate_commit_await(io, sh->test_hook, sh->test_ctx, &sh->t_ready, reason,
+				  sizeof reason);
+	if (rc > 0)
 		goto refuse;
-	if (migrate_reply_recv(io, &code, msg, sizeof msg, reason, sizeof reason) < 0) {
-		snprintf(why, whylen, "no GO from the source (it keeps the guest): %s", reason);
+	if (rc < 0) {
+		snprintf(why, whylen, "%s", reason);
 		migrate_boost_end(&sh->boost);
 		return -1; /* the source is gone or gave up: nobody to tell */
-	}
-	if (code != MIGRATE_REPLY_GO) {
-		snprintf(why, whylen, "the source said %u where GO was due", (unsigned)code);
-		migrate_boost_end(&sh->boost);
-		return -1;
 	}
 	/* Committed: from here on the RAM is the guest's, shared. */
 	sh->t_go = now_ns();
