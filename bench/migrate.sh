@@ -21,6 +21,10 @@
 #   TCP, guest running  tcp_loopback 1024 while the guest's 2 vCPUs run its
 #                 workload (this host has 2 CPUs: the move competes with them)
 #   cross-daemon  pvmigrate --json --from native --to native --dest B: A -> B
+#   cross-daemon, direct  then B -> A the same way, B's pvmigrate.conf saying
+#                 data_path direct (the guest processes' own mutual-TLS
+#                 connection, no relay; A's relay setting decides A's moves),
+#                 and A -> B once more (no row) for the in-place cycle on B
 #   in place      on B, no --dest, INPLACE_ROUNDS (default 5) times the cycle
 #                 native -> native -> kvm -> kvm -> native (kvm -> kvm: the
 #                 runtime loaded anew, an upgrade to the same build), each
@@ -72,6 +76,7 @@ for n in a b; do
 	[ $n = b ] && p=$((port + 1))
 	printf 'socket = %s\nlisten = 127.0.0.1:%s\ntls_cert = %s\ntls_key = %s\ntls_ca = %s\n' \
 		"$w/$n.sock" "$p" "$w/$n.crt" "$w/$n.key" "$w/ca.crt" >"$w/$n.conf"
+	[ $n = b ] && echo "data_path = direct" >>"$w/$n.conf" # B's moves to A only
 	"$pvmigrated" --config "$w/$n.conf" >"$w/$n.log" 2>&1 &
 	echo $! >"$w/$n.pid"
 done
@@ -117,6 +122,25 @@ grep -q '"result"' "$w/cross" || { say "the cross-daemon move failed:"; cat "$w/
 # the guest's name after a move that gave one (in place may keep it)
 renamed() { sed -n 's/.*"dest_guest":"\([^"]\{1,\}\)".*/\1/p' "$1"; }
 name=$(renamed "$w/cross")
+# B -> A on the direct data path (B's setting), then back A -> B (relay, no row)
+gone() { # SOCK NAME: wait until that daemon forgot the guest (its name is free again)
+	i=0
+	while "$pvmigrate" --socket "$1" status "$2" >/dev/null 2>&1 && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+gone "$w/a.sock" dom1
+"$pvmigrate" --socket "$w/b.sock" --json --from native --to native \
+	--dest "127.0.0.1:$port" "$name" >"$w/direct" 2>&1 || true
+if grep -q '"result"' "$w/direct"; then
+	name=$(renamed "$w/direct")
+	gone "$w/b.sock" "$name"
+	"$pvmigrate" --socket "$w/a.sock" --json --from native --to native \
+		--dest "127.0.0.1:$((port + 1))" "$name" >"$w/back" 2>&1 || true
+	grep -q '"result"' "$w/back" || { say "the move back to B failed:"; cat "$w/back" >&2; exit 1; }
+	name=$(renamed "$w/back")
+fi
 # In place, the cycle INPLACE_ROUNDS times; each result line goes to $w/ip.FROM-TO.
 cur=native
 r=0
@@ -153,6 +177,7 @@ printf '| loopback mutual TLS (tcp_loopback --tls, %s) | | 1024 MiB | | | %s MiB
 	"$(sed -n 's/.*TLS, \(.*\))/\1/p' "$w/tls")" "$tls" "$(pct "$tls")"
 printf '| loopback TCP while the guest runs | | 1024 MiB | | | %s MiB/s | %s %% | |\n' "$busy" "$(pct "$busy")"
 row "$w/cross" "cross-daemon A -> B (mutual TLS)" 5
+row "$w/direct" "cross-daemon B -> A, data path direct (mutual TLS guest to guest)" 5
 # One row per in-place kind: moves, what was sent, downtime min / median / max.
 inplace_row() {
 	f=$w/ip.$1-$2

@@ -135,6 +135,10 @@ static void json_response(struct out *o, const Rsp *r)
 			fputs(",\"ram\":", f);
 			json_cstr(f, r->result->ram);
 		}
+		if (r->result->data_path && r->result->data_path[0]) {
+			fputs(",\"data_path\":", f);
+			json_cstr(f, r->result->data_path);
+		}
 		if (r->result->note && r->result->note[0]) {
 			fputs(",\"note\":", f);
 			json_cstr(f, r->result->note);
@@ -304,9 +308,11 @@ void out_response(struct out *o, const Rsp *r)
 			break;
 		}
 		fprintf(f, "moved: now %s at the target: downtime %.3f ms, total %.1f ms, %.1f MiB in "
-			"%" PRIu32 " pre-copy rounds\n", r->result->dest_guest,
+			"%" PRIu32 " pre-copy rounds%s%s\n", r->result->dest_guest,
 			r->result->downtime_us / 1e3, r->result->total_us / 1e3,
-			r->result->bytes / 1048576.0, r->result->rounds);
+			r->result->bytes / 1048576.0, r->result->rounds,
+			r->result->data_path && r->result->data_path[0] ? ", data path: " : "",
+			r->result->data_path ? r->result->data_path : "");
 		if (r->result->note && r->result->note[0])
 			fprintf(f, "note: %s\n", r->result->note);
 		break;

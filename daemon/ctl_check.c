@@ -219,7 +219,9 @@ int ctl_response_check(const Rsp *rsp, char *why, size_t whylen)
 		    (rsp->result->personality && rsp->result->personality[0] &&
 		     !ctl_check_personality(rsp->result->personality)) ||
 		    (rsp->result->ram && strcmp(rsp->result->ram, "shared") &&
-		     strcmp(rsp->result->ram, "copied")) || !opt_text(rsp->result->note, CTL_MSG_MAX))
+		     strcmp(rsp->result->ram, "copied")) || !opt_text(rsp->result->note, CTL_MSG_MAX) ||
+		    (rsp->result->data_path && strcmp(rsp->result->data_path, "relay") &&
+		     strcmp(rsp->result->data_path, "direct")))
 			return ctl_bad(why, whylen, "result: malformed");
 		return 0;
 	default:
@@ -409,6 +411,10 @@ Pvmigrate__Ctl__PeerResponse *ctl_peer_response_decode(const uint8_t *body, size
 			if (!rc && rsp->accept->migration_id)
 				rc = check_mig_id(rsp->accept->migration_id,
 						  "peer accept: migration_id", why, whylen);
+			if (!rc && rsp->accept->has_direct_token &&
+			    rsp->accept->direct_token.len != CTL_DIRECT_TOKEN_LEN)
+				rc = ctl_bad(why, whylen, "peer accept: direct_token: %zu bytes, not %u",
+					     rsp->accept->direct_token.len, CTL_DIRECT_TOKEN_LEN);
 		} else if (rsp->body_case == PVMIGRATE__CTL__PEER_RESPONSE__BODY_QUERY)
 			rc = rsp->query->has_state && rsp->query->state >= CTL_QUERY_ABSENT &&
 				     rsp->query->state <= CTL_QUERY_PENDING &&

@@ -24,13 +24,18 @@
  * 2: PeerMigrate.net (a guest with a NIC moves between daemons)
  * 3: GuestInfo.net (status and list show the guest's NIC)
  * 4: the commit across daemons: PeerMigrate.migration_id, PeerAccept's
- *    echo of it, PeerQuery / PeerQueryResult (pvmigrated(8)) */
-#define CTL_PROTO_MINOR 4u
+ *    echo of it, PeerQuery / PeerQueryResult (pvmigrated(8))
+ * 5: the direct data path: PeerMigrate.direct, PeerAccept.direct_token,
+ *    MigrateResult.data_path */
+#define CTL_PROTO_MINOR 5u
 /* The oldest target minor that takes a guest with a NIC (PeerMigrate.net). */
 #define CTL_PROTO_MINOR_NET 2u
 /* The oldest target minor whose receiver takes part in the commit (READY,
  * GO) and answers PeerQuery: an older one cannot take a guest from us. */
 #define CTL_PROTO_MINOR_COMMIT 4u
+/* The oldest target minor that knows the direct data path (PeerMigrate.direct). */
+#define CTL_PROTO_MINOR_DIRECT 5u
+#define CTL_DIRECT_TOKEN_LEN 32u	  /* PeerAccept.direct_token bytes */
 #define CTL_MIG_ID_LEN 32u		  /* PeerMigrate.migration_id: lowercase hex */
 enum ctl_query_state { CTL_QUERY_ABSENT = 1, CTL_QUERY_RUNS = 2, CTL_QUERY_PENDING = 3 };
 #define CTL_FRAME_HDR 4u

@@ -40,6 +40,8 @@ struct conf {
 	unsigned max_clients;
 	unsigned boot_wait_ms;		/* pvhost guests: alive this long = booted */
 	unsigned migrate_timeout_ms;	/* one step of a migration without progress */
+	int data_direct;		/* data_path direct: our moves' stream goes guest process
+					 * to guest process, not through the daemons (pvmigrate.conf(5)) */
 };
 
 /* Defaults: the build tree's programs next to argv0's, else the installed ones. */
@@ -164,10 +166,13 @@ const char *guest_state_name(enum guest_state s);
 void guest_boot(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__Ctl__Boot *b);
 /* Start pvguest in receive mode on (stream_fd); NULL with why.  net: the
  * guest's NIC spec ("" none), for which the daemon opens the guest's own
- * connection here first (the guest comes from another host). */
+ * connection here first (the guest comes from another host).  direct:
+ * stream_fd is -1; the source's connection comes later (guest_cmd_direct)
+ * and the receiver does TLS with conf's tls_ files itself. */
 struct guest *guest_spawn_receiver(struct daemon *d, const char *name, const char *pers,
 				   unsigned vcpus, uint64_t memory, const char *image,
-				   const char *net, int stream_fd, char *why, size_t whylen);
+				   const char *net, int stream_fd, int direct, char *why,
+				   size_t whylen);
 void guest_destroy(struct guest *g, struct conn *c, uint64_t id);
 /* Console: send what is buffered; with follow, keep c waiting. */
 void guest_console(struct guest *g, struct conn *c, uint64_t id, int follow);
@@ -183,6 +188,8 @@ void guest_on_output(evutil_socket_t fd, short what, void *arg);
 void guest_last_line(const struct guest *g, char *buf, size_t len);
 /* A command without fd to pvguest (guest_msg.h: run, resume, destroy); -1: not sent. */
 int guest_cmd(struct guest *g, const char *verb);
+/* Send msg ("direct TOKENHEX") with (fd) to pvguest; -1 with why. */
+int guest_cmd_direct(struct guest *g, const char *msg, int fd, char *why, size_t whylen);
 /* Send "migrate" with (fd) to pvguest; -1 with why. */
 int guest_cmd_migrate(struct guest *g, int fd, char *why, size_t whylen);
 void guest_reap(struct daemon *d);

@@ -136,6 +136,12 @@ static int set_key(struct conf *c, const char *k, const char *v)
 		*(k[4] == 'g' ? &c->max_guests : &c->max_clients) = (unsigned)n;
 		return 0;
 	}
+	if (!strcmp(k, "data_path")) {
+		if (strcmp(v, "relay") && strcmp(v, "direct"))
+			return -1;
+		c->data_direct = !strcmp(v, "direct");
+		return 0;
+	}
 	if (!strcmp(k, "boot_wait_ms") || !strcmp(k, "migrate_timeout_ms")) {
 		if (set_number(&n, v, 100, 600000))
 			return -1;

@@ -23,6 +23,13 @@
  *          fresh link (PeerQuery), which kills an uncommitted receiver
  *          before it answers "absent" (pvmigrated(8), "The commit").
  *
+ * Direct data path (data_path direct, pvmigrated(8)): PeerAccept carries
+ * a one-time token, A tells its pvguest "migrate-direct", which connects
+ * to B's peer port itself: a 24-byte preamble, then mutual TLS between the
+ * guest processes; B's listener sorts that connection out by its first
+ * byte and hands it to the receiver (daemon_mig_in.c).  The link stays
+ * open, and no relay runs.
+ *
  * A peer is whoever holds a certificate signed by tls_ca: the handshake
  * requires one both ways, and a peer without one never gets a byte read.
  */

@@ -1,4 +1,4 @@
-/* daemon_mig_in.c: the target side of a migration: accept a certified peer, check its request, start a receiving pvguest, then relay */
+/* daemon_mig_in.c: the target side of a migration: accept a certified peer, check its request, start a receiving pvguest, then relay (or hand it the source's direct connection) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -12,10 +12,12 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "daemon_link.h"
 #include "daemon_mig_local.h" /* guest_drain_cmd */
+#include "migrate_tls.h"      /* the direct path's preamble */
 
 #define MAX_INCOMING 8 /* links at once, handshakes and queries included */
 #define MAX_RECORDS 64 /* moves remembered for PeerQuery */
@@ -44,7 +46,12 @@ struct mig_in {
 	struct mig_in *next;
 	struct guest *g;
 	char addr[INET6_ADDRSTRLEN + 8];
-	enum { MI_TLS, MI_REQUEST, MI_SPAWNED, MI_STREAM } phase;
+	/* MI_DIRECT: accepted on the direct path, the source's own
+	 * connection not yet here (the listener hands it over, once) */
+	enum { MI_TLS, MI_REQUEST, MI_SPAWNED, MI_DIRECT, MI_STREAM } phase;
+	int direct;			/* the source asked for the direct data path */
+	uint8_t token[CTL_DIRECT_TOKEN_LEN]; /* direct: what its connection must present */
+	uint8_t bin_id[MIGRATE_ID_LEN];	/* direct: the move id as the preamble carries it */
 	struct bufferevent *peer;
 	int local_fd;			/* our end of pvguest's stream, until the relay */
 	struct relay *relay;
@@ -171,6 +178,28 @@ static void mi_relay_done(void *ctx, const char *why)
 	/* mi lives until the receiver is reaped (mig_in_gone) */
 }
 
+/* The direct path: the daemons' link stays open during the stream and its
+ * end means what the relay's end means (mi_relay_done).  Nothing is
+ * expected on it. */
+static void mi_link_read(struct bufferevent *bev, void *arg)
+{
+	evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+}
+
+static void mi_link_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct mig_in *mi = arg;
+	char why[300];
+
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	snprintf(why, sizeof why, "%s", what & BEV_EVENT_EOF ? "the source closed the link"
+							     : ssl_error(bev));
+	bufferevent_free(mi->peer);
+	mi->peer = NULL;
+	mi_relay_done(mi, why);
+}
+
 /* Test fault kill-target: the receiving pvguest dies at this step. */
 static void mi_kill(void *ctx)
 {
@@ -255,6 +284,21 @@ static void mi_query(struct mig_in *mi, const char *id)
 	bufferevent_setcb(mi->peer, NULL, mi_flushed, NULL, mi);
 }
 
+/* The daemons' move id (32 hex digits) as the preamble's 16 bytes. */
+static int mig_id_bin(const char *hex, uint8_t *out)
+{
+	unsigned i, v;
+
+	if (!hex || strlen(hex) != 2 * MIGRATE_ID_LEN)
+		return -1;
+	for (i = 0; i < MIGRATE_ID_LEN; i++) {
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
 static void mi_request(struct mig_in *mi, const Pvmigrate__Ctl__PeerMigrate *pm,
 		       unsigned minor)
 {
@@ -285,22 +329,44 @@ static void mi_request(struct mig_in *mi, const Pvmigrate__Ctl__PeerMigrate *pm,
 	name = guest_pick_name(d, pm->guest, namebuf, sizeof namebuf);
 	if (!name)
 		name = guest_pick_name(d, NULL, namebuf, sizeof namebuf);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+	mi->direct = pm->has_direct && pm->direct;
+	if (mi->direct) {
+		/* the receiver does TLS with our files; the token is one-time */
+		if (!d->conf.tls_cert[0] || !d->conf.tls_key[0] || !d->conf.tls_ca[0] ||
+		    !d->peer_listen[0]) {
+			mi_refuse(mi, CTL_ERR_UNAVAILABLE, "the direct data path needs listen, tls_cert, "
+				  "tls_key and tls_ca on the target");
+			return;
+		}
+		if (RAND_bytes(mi->token, sizeof mi->token) != 1) {
+			mi_refuse(mi, CTL_ERR_FAILED, "no random bytes for the direct path's token");
+			return;
+		}
+		if (mig_id_bin(pm->migration_id, mi->bin_id) < 0) {
+			mi_refuse(mi, CTL_ERR_INVALID, "migration id %s: not 32 hex digits",
+				  pm->migration_id);
+			return;
+		}
+		sv[0] = sv[1] = -1;
+	} else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		mi_refuse(mi, CTL_ERR_FAILED, "socketpair: %s", strerror(errno));
 		return;
 	}
 	/* with a NIC: our own connection to what the spec names, opened now,
 	 * before the source freezes anything (pvmigrated(8), "NIC") */
 	mi->g = guest_spawn_receiver(d, name, pm->to, pm->vcpus, pm->memory,
-				     pm->image ? pm->image : "", pm->net ? pm->net : "", sv[1], why,
-				     sizeof why);
-	close(sv[1]);
+				     pm->image ? pm->image : "", pm->net ? pm->net : "", sv[1],
+				     mi->direct, why, sizeof why);
+	if (sv[1] >= 0)
+		close(sv[1]);
 	if (!mi->g) {
-		close(sv[0]);
+		if (sv[0] >= 0)
+			close(sv[0]);
 		mi_refuse(mi, CTL_ERR_FAILED, "cannot start a receiver: %s", why);
 		return;
 	}
-	evutil_make_socket_nonblocking(sv[0]);
+	if (sv[0] >= 0)
+		evutil_make_socket_nonblocking(sv[0]);
 	mi->local_fd = sv[0];
 	mi->g->mig_in = mi;
 	mi->rec = rec_new(pm->migration_id, mi->g->name);
@@ -407,25 +473,18 @@ static void mi_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-void mig_in_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		   void *arg)
+/* A peer's connection on the TLS path (the daemons' link). */
+static void mi_tls_accept(struct daemon *d, evutil_socket_t fd, const char *host)
 {
-	struct daemon *d = arg;
 	struct timeval to = { PEER_HANDSHAKE_S, 0 };
 	struct mig_in *mi;
 	SSL *ssl;
-	char host[INET6_ADDRSTRLEN] = "?";
 
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof host);
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof host);
 	if (nr_incoming >= MAX_INCOMING) {
 		dlog("peer %s: refused, already %u incoming links", host, nr_incoming);
 		close(fd);
 		return;
 	}
-	no_delay(fd);
 	mi = calloc(1, sizeof *mi);
 	ssl = SSL_new(d->tls_server);
 	if (!mi || !ssl) {
@@ -453,6 +512,173 @@ void mig_in_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr
 	bufferevent_setcb(mi->peer, mi_read, NULL, mi_event, mi);
 	bufferevent_set_timeouts(mi->peer, &to, NULL);
 	bufferevent_enable(mi->peer, EV_READ | EV_WRITE);
+}
+
+/*
+ * Every connection to the peer port is looked at before TLS: a TLS
+ * ClientHello begins with 0x16, the direct path's preamble with "PVMD".
+ * One byte is peeked (nothing consumed): anything but 'P' goes to the TLS
+ * path untouched.  A preamble is read, exactly its 24 bytes and never
+ * one more (the guest processes' TLS follows), without blocking the loop,
+ * within PEER_HANDSHAKE_S; then the socket goes, raw, to the receiver of
+ * the move it names, if that move waits for it (once), else it is closed.
+ */
+struct peek {
+	struct daemon *d;
+	struct peek *next;
+	evutil_socket_t fd;
+	struct event *ev;
+	int preamble;			/* the first byte was 'P' */
+	unsigned have;
+	uint8_t buf[MIGRATE_PREAMBLE_LEN];
+	char host[INET6_ADDRSTRLEN];
+};
+static struct peek *peeks;
+static unsigned nr_peeks;
+
+static void peek_free(struct peek *p, int close_fd)
+{
+	struct peek **pp;
+
+	for (pp = &peeks; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	nr_peeks--;
+	event_free(p->ev);
+	if (close_fd)
+		close(p->fd);
+	free(p);
+}
+
+static void hex_of(const uint8_t *b, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* A whole preamble: hand the socket to the move it names, or close it. */
+static void peek_preamble(struct peek *p)
+{
+	uint8_t id[MIGRATE_ID_LEN];
+	char why[200], idhex[2 * MIGRATE_ID_LEN + 1], msg[16 + 2 * CTL_DIRECT_TOKEN_LEN];
+	struct mig_in *mi;
+
+	if (migrate_preamble_parse(p->buf, id, why, sizeof why) < 0) {
+		dlog("peer %s: direct connection: bad preamble (%s), closed", p->host, why);
+		peek_free(p, 1);
+		return;
+	}
+	hex_of(id, sizeof id, idhex);
+	for (mi = incoming; mi; mi = mi->next)
+		if (mi->direct && mi->phase == MI_DIRECT && mi->g && mi->g->pid > 0 && !mi->doomed &&
+		    !memcmp(mi->bin_id, id, sizeof id))
+			break;
+	if (!mi) {
+		dlog("peer %s: direct connection for move %s, which waits for none here (unknown, "
+		     "over or already connected): closed", p->host, idhex);
+		peek_free(p, 1);
+		return;
+	}
+	memcpy(msg, "direct ", 7);
+	hex_of(mi->token, sizeof mi->token, msg + 7);
+	if (guest_cmd_direct(mi->g, msg, p->fd, why, sizeof why) < 0) {
+		dlog("peer %s: direct connection for move %s: %s: closed", p->host, idhex, why);
+		peek_free(p, 1);
+		return;
+	}
+	/* once only: the receiver owns it now, and checks the token itself */
+	mi->phase = MI_STREAM;
+	dlog("peer %s: direct connection for move %s handed to %s's receiver (pid %d), which "
+	     "checks its TLS certificate and the move's token", p->host, idhex, mi->g->name,
+	     (int)mi->g->pid);
+	peek_free(p, 1);
+}
+
+static void peek_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct peek *p = arg;
+	struct daemon *d = p->d;
+	char host[INET6_ADDRSTRLEN];
+	ssize_t n;
+
+	if (what & EV_TIMEOUT) {
+		dlog("peer %s: nothing %s within %d s, closing", p->host,
+		     p->preamble ? "but part of a preamble" : "sent", PEER_HANDSHAKE_S);
+		peek_free(p, 1);
+		return;
+	}
+	if (!p->preamble) {
+		n = recv(fd, p->buf, 1, MSG_PEEK);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (n <= 0) {
+			dlog("peer %s: closed before sending anything", p->host);
+			peek_free(p, 1);
+			return;
+		}
+		if (p->buf[0] != 'P') {
+			/* TLS (or garbage the TLS handshake refuses): the link's path */
+			snprintf(host, sizeof host, "%s", p->host);
+			peek_free(p, 0);
+			mi_tls_accept(d, fd, host);
+			return;
+		}
+		p->preamble = 1;
+	}
+	n = recv(fd, p->buf + p->have, MIGRATE_PREAMBLE_LEN - p->have, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		dlog("peer %s: direct connection closed after %u bytes of its preamble", p->host,
+		     p->have);
+		peek_free(p, 1);
+		return;
+	}
+	p->have += (unsigned)n;
+	if (p->have == MIGRATE_PREAMBLE_LEN)
+		peek_preamble(p);
+}
+
+void mig_in_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		   void *arg)
+{
+	struct timeval to = { PEER_HANDSHAKE_S, 0 };
+	struct daemon *d = arg;
+	struct peek *p;
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof host);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof host);
+	if (nr_peeks >= MAX_INCOMING) {
+		dlog("peer %s: refused, already %u connections not yet sorted", host, nr_peeks);
+		close(fd);
+		return;
+	}
+	no_delay(fd);
+	evutil_make_socket_nonblocking(fd);
+	p = calloc(1, sizeof *p);
+	if (!p || !(p->ev = event_new(d->base, fd, EV_READ | EV_PERSIST, peek_read, p))) {
+		free(p);
+		close(fd);
+		return;
+	}
+	p->d = d;
+	p->fd = fd;
+	snprintf(p->host, sizeof p->host, "%s", host);
+	p->next = peeks;
+	peeks = p;
+	nr_peeks++;
+	event_add(p->ev, &to);
 }
 
 void mig_in_event(struct guest *g, const char *verb, const char *rest)
@@ -489,8 +715,8 @@ void mig_in_event(struct guest *g, const char *verb, const char *rest)
 		rec_set(mi, R_RUNNING);
 		if (mi->rec)
 			mi->rec->pid = g->pid;
-		if (!mi->relay && !mi->settling) /* the link ended after the commit */
-			mi_free(mi);
+		if (!mi->relay && !mi->settling && (!mi->direct || !mi->peer))
+			mi_free(mi); /* the link ended after the commit */
 		return;
 	}
 	if (!strcmp(verb, "receive-failed")) {
@@ -540,9 +766,27 @@ void mig_in_event(struct guest *g, const char *verb, const char *rest)
 	rsp.protocol_minor = CTL_PROTO_MINOR;
 	acc.guest = g->name;
 	acc.migration_id = mi->rec ? mi->rec->id : NULL;
+	if (mi->direct) {
+		acc.has_direct_token = 1;
+		acc.direct_token.data = mi->token;
+		acc.direct_token.len = sizeof mi->token;
+	}
 	rsp.body_case = PVMIGRATE__CTL__PEER_RESPONSE__BODY_ACCEPT;
 	rsp.accept = &acc;
 	send_frame(mi->peer, &rsp.base);
+	if (mi->direct) {
+		/* the link stays (its end before the commit dooms the receiver);
+		 * the stream comes on the source's own connection (mig_in_accept) */
+		mi->phase = MI_DIRECT;
+		bufferevent_set_timeouts(mi->peer, NULL, NULL);
+		bufferevent_setcb(mi->peer, mi_link_read, NULL, mi_link_event, mi);
+		bufferevent_enable(mi->peer, EV_READ);
+		dlog("%s: accepted on the direct data path; waiting for the source's connection",
+		     g->name);
+		if (kill_now)
+			mi_kill(mi);
+		return;
+	}
 relay:
 	fd = mi->local_fd;
 	mi->local_fd = -1;
@@ -581,6 +825,8 @@ void mig_in_shutdown(void)
 {
 	struct mig_rec *r;
 
+	while (peeks)
+		peek_free(peeks, 1);
 	while (incoming)
 		mi_free(incoming);
 	while ((r = records)) {

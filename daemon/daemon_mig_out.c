@@ -1,4 +1,4 @@
-/* daemon_mig_out.c: the source side of a migration: refuse early, TLS to the target, its answer, then the guest process streams through the relay */
+/* daemon_mig_out.c: the source side of a migration: refuse early, TLS to the target, its answer, then the guest process streams through the relay or, on the direct path, on its own connection */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "daemon_link.h"
+#include "guest_msg.h"
 
 /*
  * Nothing is frozen until the target accepted: every refusal here and
@@ -43,13 +44,24 @@ struct mig_out {
 	uint64_t estimate;		/* pvguest's guess of the stream's size */
 	unsigned rounds;
 	struct fault fault;		/* test hook (fault_inject.h), usually none */
+	int direct;			/* data_path direct: pvguest connects to the target itself */
+	uint8_t token[CTL_DIRECT_TOKEN_LEN]; /* direct: the target's one-time token */
+	uint64_t sent;			/* direct: pvguest's own count of stream bytes ("sent") */
 };
+
+/* Stream bytes so far: the relay counts them, or (direct) pvguest does. */
+static uint64_t mo_bytes(const struct mig_out *mo)
+{
+	if (mo->relay)
+		return mo->relay->to_peer;
+	return mo->direct ? mo->sent : mo->last_bytes;
+}
 
 static void mo_progress(struct mig_out *mo, const char *phase)
 {
 	Pvmigrate__Ctl__ControlResponse rsp = PVMIGRATE__CTL__CONTROL_RESPONSE__INIT;
 	Pvmigrate__Ctl__MigrateProgress p = PVMIGRATE__CTL__MIGRATE_PROGRESS__INIT;
-	uint64_t bytes = mo->relay ? mo->relay->to_peer : 0;
+	uint64_t bytes = mo->relay || mo->direct ? mo_bytes(mo) : 0;
 	struct conn *c;
 
 	p.phase = (char *)phase;
@@ -144,7 +156,7 @@ static void mo_tick(evutil_socket_t fd, short what, void *arg)
 				mo->dest, mo->d->conf.migrate_timeout_ms);
 		return;
 	}
-	bytes = mo->relay ? mo->relay->to_peer : mo->last_bytes;
+	bytes = mo_bytes(mo);
 	if (t > mo->last_t)
 		mo->rate = (bytes - mo->last_bytes) * 1000000000ull / (t - mo->last_t);
 	mo->last_bytes = bytes;
@@ -152,10 +164,80 @@ static void mo_tick(evutil_socket_t fd, short what, void *arg)
 	mo_progress(mo, "precopy");
 }
 
+/* The direct path: the daemons' link stays open during the stream (the
+ * target dooms an uncommitted receiver when it ends); nothing comes on it. */
+static void mo_link_read(struct bufferevent *bev, void *arg)
+{
+	evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+}
+
+static void mo_link_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct mig_out *mo = arg;
+
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	/* as on the relay path: pvguest's own word (migrated, failed or
+	 * unknown) decides */
+	dlog("%s: migration link: %s", mo->g->name, what & BEV_EVENT_EOF ? "the target closed it"
+									: ssl_error(bev));
+	bufferevent_free(mo->peer);
+	mo->peer = NULL;
+}
+
+/* The direct path: pvguest connects to the target's peer port, sends the
+ * preamble, does TLS with our certificate and presents the token. */
+static void mo_start_direct(struct mig_out *mo)
+{
+	const struct conf *cf = &mo->d->conf;
+	char msg[GUEST_MSG_MAX + 1], tok[2 * CTL_DIRECT_TOKEN_LEN + 1];
+	static const char hex[] = "0123456789abcdef";
+	unsigned i;
+	int n;
+
+	for (i = 0; i < CTL_DIRECT_TOKEN_LEN; i++) {
+		tok[2 * i] = hex[mo->token[i] >> 4];
+		tok[2 * i + 1] = hex[mo->token[i] & 15];
+	}
+	tok[2 * CTL_DIRECT_TOKEN_LEN] = '\0';
+	/* with a NIC, the target has its own connection: after the OK
+	 * pvguest forwards what still reaches ours (the stream's tail) */
+	n = snprintf(msg, sizeof msg, "migrate-direct %s %u %s %s %d\n%s\n%s\n%s", mo->host,
+		     mo->port, mo->id, tok, mo->g->net[0] ? 1 : 0, cf->tls_cert, cf->tls_key,
+		     cf->tls_ca);
+	OPENSSL_cleanse(tok, sizeof tok);
+	if (n < 0 || n > GUEST_MSG_MAX) {
+		OPENSSL_cleanse(msg, sizeof msg);
+		mo_fail(mo, CTL_ERR_FAILED, "the direct data path: the target's name and the TLS "
+			"file paths do not fit in one message to the guest process (%d bytes, at "
+			"most %d); nothing was frozen", n, GUEST_MSG_MAX);
+		return;
+	}
+	if (guest_cmd(mo->g, msg) < 0) {
+		OPENSSL_cleanse(msg, sizeof msg);
+		mo_fail(mo, CTL_ERR_FAILED, "%s: its runner does not listen any more; nothing was "
+			"frozen", mo->g->name);
+		return;
+	}
+	OPENSSL_cleanse(msg, sizeof msg);
+	bufferevent_setcb(mo->peer, mo_link_read, NULL, mo_link_event, mo);
+	bufferevent_enable(mo->peer, EV_READ);
+	mo->phase = MO_STREAM;
+	mo->last_t = now_ns();
+	dlog("%s: %s accepted it as %s; streaming on the direct data path", mo->g->name, mo->dest,
+	     mo->target_name);
+	mo_progress(mo, "precopy");
+}
+
 static void mo_start_stream(struct mig_out *mo)
 {
 	int sv[2];
 	char why[300];
+
+	if (mo->direct) {
+		mo_start_direct(mo);
+		return;
+	}
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		mo_fail(mo, CTL_ERR_FAILED, "socketpair: %s; nothing was frozen", strerror(errno));
@@ -243,6 +325,21 @@ static void mo_read(struct bufferevent *bev, void *arg)
 			CTL_PROTO_MAJOR, code, CTL_PROTO_MAJOR, CTL_PROTO_MINOR_COMMIT);
 		return;
 	}
+	/* no silent fallback: a target that does not know the direct path
+	 * (an older minor ignores PeerMigrate.direct) is refused here */
+	if (mo->direct && (rsp->protocol_minor < CTL_PROTO_MINOR_DIRECT ||
+			   !rsp->accept->has_direct_token ||
+			   rsp->accept->direct_token.len != CTL_DIRECT_TOKEN_LEN)) {
+		code = rsp->protocol_minor;
+		ctl_peer_response_free(rsp);
+		mo_fail(mo, CTL_ERR_VERSION, "data_path direct: %s speaks protocol %u.%u and did "
+			"not agree to the direct data path (%u.%u knows it; data_path relay works "
+			"with it); nothing was frozen", mo->dest, CTL_PROTO_MAJOR, code,
+			CTL_PROTO_MAJOR, CTL_PROTO_MINOR_DIRECT);
+		return;
+	}
+	if (mo->direct)
+		memcpy(mo->token, rsp->accept->direct_token.data, CTL_DIRECT_TOKEN_LEN);
 	snprintf(mo->target_name, sizeof mo->target_name, "%s", rsp->accept->guest);
 	/* an older target ignores PeerMigrate.net: it would receive a guest
 	 * with no NIC connection (and refuse its NIC state at the end) */
@@ -292,6 +389,7 @@ static void mo_event(struct bufferevent *bev, short what, void *arg)
 		pm.console.len = guest_console_tail(mo->g, tail, sizeof tail);
 		pm.net = mo->g->net; /* the target connects the guest's NIC itself */
 		pm.migration_id = mo->id;
+		pm.has_direct = pm.direct = mo->direct;
 		req.body_case = PVMIGRATE__CTL__PEER_REQUEST__BODY_MIGRATE;
 		req.migrate = &pm;
 		if (fa == FAULT_CORRUPT && (f = ctl_frame_pack(&req.base, &flen))) {
@@ -442,6 +540,7 @@ static void mo_resolve(struct mig_out *mo, int runs, const char *detail)
 	res.rounds = mo->rounds;
 	res.dest_guest = mo->target_name;
 	res.note = note;
+	res.data_path = mo->direct ? "direct" : "relay";
 	rsp.body_case = PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT;
 	rsp.result = &res;
 	mo_results(mo, &rsp);
@@ -547,7 +646,7 @@ static void mo_unknown(struct mig_out *mo, const char *why)
 	     "paused; asking %s", mo->g->name, mo->id, mo->dest, mo->unknown_why, mo->dest);
 	snprintf(mo->g->detail, sizeof mo->g->detail, "paused: outcome of the move to %.100s "
 		 "unknown, asking %.100s", mo->dest, mo->dest);
-	mo->last_bytes = mo->relay ? mo->relay->to_peer : mo->last_bytes;
+	mo->last_bytes = mo_bytes(mo);
 	mo->phase = MO_QUERY;
 	mo->retry = evtimer_new(mo->d->base, mo_retry, mo);
 	if (!mo->retry) {
@@ -597,6 +696,7 @@ void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate
 		return;
 	}
 	fault_arm(&mo->fault, "source");
+	mo->direct = d->conf.data_direct;
 	snprintf(mo->dest, sizeof mo->dest, "%s", m->dest);
 	snprintf(mo->to, sizeof mo->to, "%s", m->to);
 	if (!ctl_parse_dest(m->dest, mo->host, sizeof mo->host, &mo->port)) {
@@ -615,7 +715,8 @@ void peer_migrate(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate
 	g->mig = mo;
 	g->state = G_MIGRATING;
 	conn_wait_on(c, g, WAIT_MIGRATE, id);
-	dlog("%s: migrating to %s (%s -> %s), move %s", g->name, mo->dest, m->from, m->to, mo->id);
+	dlog("%s: migrating to %s (%s -> %s), move %s, data path %s", g->name, mo->dest, m->from,
+	     m->to, mo->id, mo->direct ? "direct" : "relay");
 	bufferevent_setcb(mo->peer, mo_read, NULL, mo_event, mo);
 	bufferevent_enable(mo->peer, EV_READ | EV_WRITE);
 	evtimer_add(mo->tick, &tick);
@@ -651,6 +752,13 @@ void mig_out_event(struct guest *g, const char *verb, const char *rest)
 
 	if (!mo) {
 		dlog("%s: pvguest sent '%s' with no migration running, ignored", g->name, verb);
+		return;
+	}
+	if (!strcmp(verb, "sent")) {
+		/* the direct path's only count of the stream: show it at once */
+		mo->sent = strtoull(rest, NULL, 10);
+		if (mo->direct && mo->phase == MO_STREAM)
+			mo_progress(mo, "precopy");
 		return;
 	}
 	if (!strcmp(verb, "estimate")) {
@@ -691,9 +799,9 @@ void mig_out_event(struct guest *g, const char *verb, const char *rest)
 	if (g->net[0])
 		snprintf(late_text, sizeof late_text, "; late frames: %llu forwarded, %s", late,
 			 late_how(how));
-	dlog("%s: moved to %s as %s: downtime %.3f ms, total %.1f ms, %llu bytes, %u rounds%s",
-	     g->name, mo->dest, mo->target_name, down / 1e6, total / 1e6, bytes, rounds,
-	     late_text);
+	dlog("%s: moved to %s as %s: downtime %.3f ms, total %.1f ms, %llu bytes, %u rounds%s, "
+	     "data path %s", g->name, mo->dest, mo->target_name, down / 1e6, total / 1e6, bytes,
+	     rounds, late_text, mo->direct ? "direct" : "relay");
 	/* the tail may still be on its way through the relay: it finishes alone */
 	relay_detach(mo->relay);
 	mo->relay = NULL;
@@ -707,6 +815,7 @@ void mig_out_event(struct guest *g, const char *verb, const char *rest)
 	res.bytes = bytes;
 	res.rounds = rounds;
 	res.dest_guest = mo->target_name;
+	res.data_path = mo->direct ? "direct" : "relay";
 	rsp.body_case = PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT;
 	rsp.result = &res;
 	mo_results(mo, &rsp);

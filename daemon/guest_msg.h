@@ -22,7 +22,8 @@
  *                          zero), for the progress bar
  *   log TEXT               a line of migrate_send's round log
  *   sent BYTES             stream bytes written so far (every 250 ms and
- *                          at the end), for in-place moves' progress
+ *                          at the end), for in-place and direct moves'
+ *                          progress
  *   migrated D T B R [L H] the target confirmed: downtime ns, total ns,
  *                          stream bytes, pre-copy rounds; after
  *                          migrate-late also the tail's late frames
@@ -50,6 +51,17 @@
  *                          stream's tail, migrate_late.c)
  *   migrate-local          the same, to a receiver on this host (an
  *                          in-place move): the RAM is shared if it can be
+ *   migrate-direct HOST PORT IDHEX TOKENHEX LATE\nCERT\nKEY\nCA
+ *                          no fd: the direct data path (pvmigrated(8)):
+ *                          connect to HOST:PORT, write the preamble for
+ *                          move IDHEX, mutual TLS with those PEM files,
+ *                          present the token, then send as for migrate
+ *                          (LATE 1: as for migrate-late); a failure before
+ *                          the stream is "migrate-failed 0 WHY"
+ *   direct TOKENHEX        receive --direct, with one fd: the source's own
+ *                          connection (its preamble read by the daemon);
+ *                          TLS, the token checked, then the stream; the
+ *                          OK waits for "run"
  *   resume | destroy       after migrate-unknown: the target's daemon said
  *                          the guest is not there (run it again here) or
  *                          runs there (end this paused copy)

@@ -440,7 +440,10 @@ static void on_cmd(evutil_socket_t fd, short what, void *arg)
 		} else if (mig_local_of(g)) {
 			mig_local_event(g, buf, rest);
 		} else if (!strcmp(buf, "sent")) {
-			/* progress of a send; across daemons the relay counts the bytes */
+			/* progress of a send; across daemons the relay counts the
+			 * bytes, unless the stream goes direct (daemon_mig_out.c) */
+			if (g->mig)
+				mig_out_event(g, buf, rest);
 		} else if (!strcmp(buf, "ready")) {
 			if (g->state == G_INCOMING)
 				mig_in_event(g, buf, rest);
@@ -555,13 +558,17 @@ void guest_boot(struct daemon *d, struct conn *c, uint64_t id, const Pvmigrate__
 
 struct guest *guest_spawn_receiver(struct daemon *d, const char *name, const char *pers,
 				   unsigned vcpus, uint64_t memory, const char *image,
-				   const char *net, int stream_fd, char *why, size_t whylen)
+				   const char *net, int stream_fd, int direct, char *why,
+				   size_t whylen)
 {
 	char v[16], m[32], nwhy[200];
 	/* a NIC: the connection opened below, new on this host: the receiver
-	 * announces the guest's MAC on it and takes the source's late frames */
-	char *argv[] = { d->conf.pvguest, "receive", "--personality", (char *)pers, "--vcpus", v,
-			 "--memory", m, "--net", GUEST_NET_SPEC, "--net-moved", NULL };
+	 * announces the guest's MAC on it and takes the source's late frames.
+	 * direct: no stream fd; the source's own connection comes later
+	 * ("direct", guest_msg.h) and the receiver talks TLS on it itself */
+	char *argv[20] = { d->conf.pvguest, "receive", "--personality", (char *)pers, "--vcpus", v,
+			   "--memory", m };
+	unsigned n = 8;
 	struct guest *g;
 
 	if (d->nr_guests >= d->conf.max_guests) {
@@ -576,20 +583,33 @@ struct guest *guest_spawn_receiver(struct daemon *d, const char *name, const cha
 		return NULL;
 	}
 	g->state = G_INCOMING;
-	if (!net[0]) {
-		argv[8] = NULL; /* no --net */
-	} else if (net_hold_open(g, net, nwhy, sizeof nwhy) < 0) {
+	if (net[0] && net_hold_open(g, net, nwhy, sizeof nwhy) < 0) {
 		snprintf(why, whylen, "its NIC (%s) cannot be connected here: %s", net, nwhy);
 		guest_free(g);
 		return NULL;
 	}
+	if (net[0]) {
+		argv[n++] = "--net";
+		argv[n++] = GUEST_NET_SPEC;
+		argv[n++] = "--net-moved";
+	}
+	if (direct) {
+		argv[n++] = "--direct";
+		argv[n++] = "--tls-cert";
+		argv[n++] = d->conf.tls_cert;
+		argv[n++] = "--tls-key";
+		argv[n++] = d->conf.tls_key;
+		argv[n++] = "--tls-ca";
+		argv[n++] = d->conf.tls_ca;
+	}
+	argv[n] = NULL;
 	snprintf(g->net, sizeof g->net, "%s", net);
 	if (spawn(g, argv, stream_fd, net_fd_of(g), why, whylen) < 0) {
 		guest_free(g);
 		return NULL;
 	}
-	dlog("%s: receiving into pvguest (pid %d), %u vCPUs, %llu MiB", name, (int)g->pid, vcpus,
-	     (unsigned long long)(memory >> 20));
+	dlog("%s: receiving into pvguest (pid %d), %u vCPUs, %llu MiB%s", name, (int)g->pid, vcpus,
+	     (unsigned long long)(memory >> 20), direct ? ", data path direct" : "");
 	return g;
 }
 
@@ -745,6 +765,11 @@ int guest_cmd_migrate(struct guest *g, int fd, char *why, size_t whylen)
 int guest_cmd_migrate_late(struct guest *g, int fd, char *why, size_t whylen)
 {
 	return cmd_with_fd(g, "migrate-late", fd, why, whylen);
+}
+
+int guest_cmd_direct(struct guest *g, const char *msg, int fd, char *why, size_t whylen)
+{
+	return cmd_with_fd(g, msg, fd, why, whylen);
 }
 
 int guest_cmd_migrate_local(struct guest *g, int fd, char *why, size_t whylen)

@@ -1,6 +1,9 @@
 /* pvguest.c: one guest (native or kvm personality) in one process for pvmigrated: runs it on the kvm backend, sends it away or receives it on the daemon's word */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +20,7 @@
 
 #include "guest_msg.h"
 #include "migrate.h"
+#include "migrate_tls.h"
 #include "personality_kvm.h"
 #include "rt_abi.h"
 
@@ -25,6 +29,7 @@
  *             [--memory BYTES] [--net SPEC] IMAGE [-- ARGS...]
  * pvguest receive [--personality native|kvm] [--runtime PATH] --vcpus N
  *             --memory BYTES [--net SPEC [--net-moved]]
+ *             [--direct --tls-cert PEM --tls-key PEM --tls-ca PEM]
  *
  * native: the guest's own instructions, the device models trapped here
  * (pvhost --personality native).  kvm: the in-guest runtime beneath the
@@ -42,6 +47,10 @@
  * new here: once it runs, we announce its MAC on it and take the late
  * frames the source forwards after the stream (migrate_late.c); a source
  * told "migrate-late" forwards them.
+ * The direct data path (pvmigrated(8)): a sender told "migrate-direct"
+ * connects to the target daemon's peer port itself, writes the preamble,
+ * and talks mutual TLS (migrate_tls.h) to the receiver, which got that
+ * socket from its daemon ("direct TOKEN", after --direct) instead of fd 4.
  * The guest's power-off value is our exit status (70: crashed or halted
  * for good), as with pvhost.  If the daemon goes away (fd 3 ends),
  * the guest is powered off: nobody could reach it any more.
@@ -290,7 +299,7 @@ static int await_verdict(struct runner *r, const char *err)
 /* Returns 1 when the guest left (the target has it), 0 when it runs on.
  * late: "migrate-late", the guest's NIC has a new connection there.
  * local: "migrate-local", the receiver runs on this host (share the RAM). */
-static int do_migrate(struct runner *r, int fd, int late, int local)
+static int do_migrate(struct runner *r, int fd, int late, int local, struct migrate_tls *tls)
 {
 	struct log_cookie lc = { .len = 0 };
 	cookie_io_functions_t fns = { .write = log_write };
@@ -325,14 +334,16 @@ static int do_migrate(struct runner *r, int fd, int late, int local)
 		say("estimate %llu", stream_estimate(r->vm));
 	}
 	migrate_conn_init(&conn, fd, STREAM_TIMEOUT_MS);
-	cio = (struct counted_io){ .io = { &cio, counted_read, counted_write }, .inner = &conn.io,
-				   .last_ns = mono_ns() };
+	cio = (struct counted_io){ .io = { &cio, counted_read, counted_write },
+				   .inner = tls ? &tls->io : &conn.io, .last_ns = mono_ns() };
 	rc = migrate_send(r->vm, &cio.io, &pol, &rep);
 	migrate_boost_end(&share.boost);
 	if (rc == 0 && pol.share)
 		vm__ram_detach(r->vm); /* the target runs the guest: hands off its RAM */
 	if (cio.bytes)
 		say("sent %llu", cio.bytes);
+	if (tls)
+		migrate_tls_close(tls);
 	close(fd);
 	if (pol.log)
 		fclose(pol.log);
@@ -377,6 +388,130 @@ static int do_migrate(struct runner *r, int fd, int late, int local)
 	/* The target confirmed: ours is a stale copy, paused; end it. */
 	vm__poweroff(r->vm, VM_EXIT_POWEROFF, 0);
 	return 1;
+}
+
+/* ---- the direct data path ---- */
+
+/* 2n hex digits into n bytes; -1 if they are not. */
+static int unhex(const char *s, uint8_t *out, size_t n)
+{
+	unsigned v;
+	size_t i;
+
+	if (strlen(s) != 2 * n)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!strchr("0123456789abcdef", s[2 * i]) || !strchr("0123456789abcdef", s[2 * i + 1]) ||
+		    sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+/* A TCP connection to host:port within timeout_ms; the socket, or -1 with why. */
+static int direct_dial(const char *host, const char *port, int timeout_ms, char *why,
+		       size_t whylen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	struct pollfd pfd;
+	socklen_t el;
+	int fd = -1, e = 0, rc, one = 1;
+
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc) {
+		snprintf(why, whylen, "%s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		e = errno;
+		if (e == EINPROGRESS) {
+			pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+			do
+				rc = poll(&pfd, 1, timeout_ms);
+			while (rc < 0 && errno == EINTR);
+			el = sizeof e;
+			if (rc == 0)
+				e = ETIMEDOUT;
+			else if (rc < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+				e = errno;
+			if (rc > 0 && e == 0)
+				break;
+		}
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		snprintf(why, whylen, "connecting to %s port %s: %s", host, port, strerror(e));
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	return fd;
+}
+
+/*
+ * "migrate-direct HOST PORT IDHEX TOKENHEX LATE\nCERT\nKEY\nCA": connect
+ * to the target daemon, the preamble, TLS and the token, then the ordinary
+ * send.  Nothing is frozen before the connection is up; a failure up to
+ * there leaves the guest running ("migrate-failed 0").  As do_migrate.
+ */
+static int do_migrate_direct(struct runner *r, char *msg)
+{
+	char host[256], port[8], idhex[40], tokhex[72], why[400];
+	struct migrate_tls_cfg cfg = { .cert = NULL };
+	uint8_t id[MIGRATE_ID_LEN], token[MIGRATE_TOKEN_LEN];
+	struct migrate_tls t;
+	char *cert, *key, *ca;
+	SSL_CTX *ctx;
+	int late, fd, away;
+
+	cert = strchr(msg, '\n');
+	key = cert ? strchr(cert + 1, '\n') : NULL;
+	ca = key ? strchr(key + 1, '\n') : NULL;
+	if (!ca || strchr(ca + 1, '\n') ||
+	    sscanf(msg, "migrate-direct %255s %7s %39s %71s %d", host, port, idhex, tokhex,
+		   &late) != 5 || unhex(idhex, id, sizeof id) < 0 ||
+	    unhex(tokhex, token, sizeof token) < 0) {
+		say("migrate-failed 0 the direct path's order is malformed; nothing was frozen");
+		return 0;
+	}
+	*cert++ = *key++ = *ca++ = '\0';
+	OPENSSL_cleanse(tokhex, sizeof tokhex);
+	cfg.cert = cert;
+	cfg.key = key;
+	cfg.ca = ca;
+	fd = direct_dial(host, port, STREAM_TIMEOUT_MS, why, sizeof why);
+	if (fd < 0) {
+		OPENSSL_cleanse(token, sizeof token);
+		say("migrate-failed 0 direct path: %s; nothing was frozen", why);
+		return 0;
+	}
+	ctx = migrate_tls_ctx(&cfg, 0, why, sizeof why);
+	if (!ctx || migrate_preamble_write(fd, id, STREAM_TIMEOUT_MS, why, sizeof why) < 0 ||
+	    migrate_tls_connect(&t, ctx, fd, STREAM_TIMEOUT_MS, token, why, sizeof why) < 0) {
+		OPENSSL_cleanse(token, sizeof token);
+		if (ctx)
+			SSL_CTX_free(ctx);
+		close(fd);
+		say("migrate-failed 0 direct path to %s port %s: %s; nothing was frozen", host, port,
+		    why);
+		return 0;
+	}
+	OPENSSL_cleanse(token, sizeof token);
+	fprintf(stderr, "pvguest: direct path to %s port %s: TLS 1.3 (%s) up, token accepted\n",
+		host, port, migrate_tls_suite(&t));
+	away = do_migrate(r, fd, late, 0, &t); /* closes t and fd */
+	SSL_CTX_free(ctx);
+	return away;
 }
 
 /* Run the guest until it ends, serving the daemon meanwhile; our exit status.
@@ -431,7 +566,12 @@ static int serve(struct vm *vm, struct migrate_late *late)
 				migrate_late_recv_end(late, MIGRATE_LATE_WAIT_MS, &lr);
 				late = NULL;
 				away = do_migrate(&r, fd, !strcmp(buf, "migrate-late"),
-						  !strcmp(buf, "migrate-local"));
+						  !strcmp(buf, "migrate-local"), NULL);
+			} else if (!strncmp(buf, "migrate-direct ", 15) && fd < 0) {
+				migrate_late_recv_end(late, MIGRATE_LATE_WAIT_MS, &lr);
+				late = NULL;
+				away = do_migrate_direct(&r, buf);
+				OPENSSL_cleanse(buf, sizeof buf);
 			} else {
 				if (fd >= 0)
 					close(fd);
@@ -475,6 +615,7 @@ static void usage(void)
 		"                   [--memory BYTES] [--net SPEC] IMAGE [-- ARGS...]\n"
 		"       pvguest receive [--personality native|kvm] [--runtime PATH] --vcpus N\n"
 		"                   --memory BYTES [--net SPEC [--net-moved]]\n"
+		"                   [--direct --tls-cert PEM --tls-key PEM --tls-ca PEM]\n"
 		"pvguest is started by pvmigrated: fd %d must be its command socket, and in\n"
 		"receive mode fd %d the migration stream.  kvm: the runtime is --runtime PATH,\n"
 		"else $PVMIGRATE_RUNTIME, else %s,\n"
@@ -489,6 +630,8 @@ struct opts {
 	char *cmdline;
 	int linux_boot, kvm;
 	int net_moved; /* receive: the NIC's connection is new here (another host's guest) */
+	int direct;    /* receive: the stream comes with "direct", TLS with these files */
+	const char *tls_cert, *tls_key, *tls_ca;
 };
 
 /* -1 with why: a usage error (exit 2, reported to the daemon too). */
@@ -522,6 +665,14 @@ static int parse(int argc, char **argv, int receive, struct opts *o, char *why, 
 			o->net = argv[++i];
 		} else if (!strcmp(argv[i], "--net-moved") && receive) {
 			o->net_moved = 1;
+		} else if (!strcmp(argv[i], "--direct") && receive) {
+			o->direct = 1;
+		} else if (!strcmp(argv[i], "--tls-cert") && receive && i + 1 < argc) {
+			o->tls_cert = argv[++i];
+		} else if (!strcmp(argv[i], "--tls-key") && receive && i + 1 < argc) {
+			o->tls_key = argv[++i];
+		} else if (!strcmp(argv[i], "--tls-ca") && receive && i + 1 < argc) {
+			o->tls_ca = argv[++i];
 		} else if (argv[i][0] == '-' || o->image || receive) {
 			return -1;
 		} else {
@@ -541,6 +692,10 @@ static int parse(int argc, char **argv, int receive, struct opts *o, char *why, 
 		snprintf(why, whylen, "under kvm guest RAM must end below the runtime window at %#llx "
 			 "(at most %llu MiB), not %llu MiB", (unsigned long long)RT_WINDOW_BASE,
 			 (unsigned long long)(RT_WINDOW_BASE >> 20), o->memory >> 20);
+		return -1;
+	}
+	if (o->direct && (!o->tls_cert || !o->tls_key || !o->tls_ca)) {
+		snprintf(why, whylen, "--direct needs --tls-cert, --tls-key and --tls-ca");
 		return -1;
 	}
 	if (receive)
@@ -752,6 +907,123 @@ static int await_run(char *why, size_t whylen)
 }
 
 /*
+ * The direct path's receiver: nothing holds the OK back for the daemon
+ * (on the relay path its relay does), so the stream's io does: the first
+ * write after GO (the OK) waits for the daemon's "run".  If that never
+ * comes the write fails: no OK, and the guest is not run here.
+ */
+struct gate_io {
+	struct stream_io io;
+	const struct stream_io *inner;
+	const int *committed;	/* on_go's flag */
+	int ran;		/* the daemon said run */
+};
+
+static ssize_t gate_read(void *ctx, void *buf, size_t len)
+{
+	struct gate_io *g = ctx;
+
+	return g->inner->read(g->inner->ctx, buf, len);
+}
+
+static ssize_t gate_write(void *ctx, const void *buf, size_t len)
+{
+	struct gate_io *g = ctx;
+	char why[200];
+
+	if (*g->committed && !g->ran) {
+		if (await_run(why, sizeof why) < 0) {
+			fprintf(stderr, "pvguest: %s\n", why);
+			errno = EPIPE;
+			return -1;
+		}
+		g->ran = 1;
+	}
+	return g->inner->write(g->inner->ctx, buf, len);
+}
+
+/* Wait for "direct TOKENHEX" and its socket from the daemon; the socket,
+ * or -1 with why (the daemon went away, or said something else). */
+static int direct_take(uint8_t token[MIGRATE_TOKEN_LEN], char *why, size_t whylen)
+{
+	char buf[GUEST_MSG_MAX];
+	ssize_t n;
+	int fd;
+
+	n = cmd_recv(buf, sizeof buf, &fd);
+	if (n > 0 && fd >= 0 && !strncmp(buf, "direct ", 7) &&
+	    unhex(buf + 7, token, MIGRATE_TOKEN_LEN) == 0) {
+		OPENSSL_cleanse(buf, sizeof buf);
+		return fd;
+	}
+	if (fd >= 0)
+		close(fd);
+	snprintf(why, whylen, "the direct path: %s instead of the source's connection",
+		 n > 0 ? "the daemon said something else" : "the daemon went away");
+	return -1;
+}
+
+/* After a direct receive, the stream's tail (late frames) comes in TLS
+ * records: this thread decrypts it onto a socketpair whose other end
+ * migrate_late_recv_start reads as it reads fd 4 on the relay path. */
+struct late_proxy {
+	struct migrate_tls *t;
+	SSL_CTX *ctx;
+	int fd, out;
+};
+
+static void *late_proxy_thread(void *arg)
+{
+	struct late_proxy *p = arg;
+	char buf[16384];
+	ssize_t n, w, off;
+
+	while ((n = p->t->io.read(p->t->io.ctx, buf, sizeof buf)) > 0)
+		for (off = 0; off < n; off += w) {
+			w = write(p->out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				w = 0;
+			else if (w <= 0)
+				goto out;
+		}
+out:
+	close(p->out);
+	migrate_tls_close(p->t);
+	close(p->fd);
+	SSL_CTX_free(p->ctx);
+	free(p->t);
+	free(p);
+	return NULL;
+}
+
+/* The tail's fd for migrate_late_recv_start: a socketpair end fed by the
+ * proxy thread, which owns t, ctx and fd from here; -1 with why. */
+static int late_proxy_start(struct migrate_tls *t, SSL_CTX *ctx, int fd, char *why,
+			    size_t whylen)
+{
+	struct late_proxy *p = calloc(1, sizeof *p);
+	pthread_t th;
+	int sv[2];
+
+	if (!p || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(why, whylen, "late frames: %s", p ? strerror(errno) : "out of memory");
+		free(p);
+		return -1;
+	}
+	*p = (struct late_proxy){ .t = t, .ctx = ctx, .fd = fd, .out = sv[0] };
+	t->timeout_ms = MIGRATE_LATE_WAIT_MS; /* the source's tail has its bound, then ends */
+	if (pthread_create(&th, NULL, late_proxy_thread, p) != 0) {
+		snprintf(why, whylen, "late frames: thread: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		free(p);
+		return -1;
+	}
+	pthread_detach(th);
+	return sv[1];
+}
+
+/*
  * The VM's platform, before anything is loaded or received.  native: the
  * trapped device models (and NIC).  kvm: exactly pvhost's setup_kvm up to
  * the boot: the ports, then the runtime attached to its window; the NIC
@@ -782,6 +1054,12 @@ int main(int argc, char **argv)
 	struct opts o = { 0 };
 	struct nic_handover nh = { -1, -1, -1, "" };
 	struct handover_io hio;
+	struct gate_io gate;
+	struct migrate_tls *tls = NULL;
+	SSL_CTX *tls_ctx = NULL;
+	uint8_t token[MIGRATE_TOKEN_LEN];
+	int stream_fd = GUEST_STREAM_FD, late_fd;
+	const struct stream_io *in;
 	struct migrate_late *late;
 	struct migrate_share share;
 	struct test_fault fault;
@@ -848,24 +1126,49 @@ int main(int argc, char **argv)
 	if (receive) {
 		migrate_warm_up();
 		say("ready");
-		migrate_conn_init(&conn, GUEST_STREAM_FD, STREAM_TIMEOUT_MS);
+		if (o.direct) {
+			/* no fd 4: the source's own connection, TLS, its token */
+			struct migrate_tls_cfg cfg = { .cert = o.tls_cert, .key = o.tls_key,
+						       .ca = o.tls_ca };
+
+			stream_fd = direct_take(token, why, sizeof why);
+			tls = calloc(1, sizeof *tls);
+			tls_ctx = stream_fd < 0 || !tls ? NULL
+				  : migrate_tls_ctx(&cfg, 1, why, sizeof why);
+			if (!tls_ctx || migrate_tls_accept(tls, tls_ctx, stream_fd, STREAM_TIMEOUT_MS,
+							   token, why, sizeof why) < 0) {
+				OPENSSL_cleanse(token, sizeof token);
+				say("receive-failed %s", tls ? why : "out of memory");
+				die("take the direct connection", tls ? why : "out of memory");
+				vm__destroy(vm);
+				return 1;
+			}
+			OPENSSL_cleanse(token, sizeof token);
+			fprintf(stderr, "pvguest: direct path: TLS 1.3 (%s) with the source's guest "
+				"process, its certificate and the move's token checked\n",
+				migrate_tls_suite(tls));
+		}
+		migrate_conn_init(&conn, stream_fd, STREAM_TIMEOUT_MS);
+		gate = (struct gate_io){ .io = { &gate, gate_read, gate_write },
+					 .inner = tls ? &tls->io : NULL, .committed = &committed };
+		in = tls ? &gate.io : &conn.io;
 		hio = (struct handover_io){ .io = { &hio, handover_read, handover_write },
-					    .inner = &conn.io, .h = &nh };
-		share = (struct migrate_share){ .conn = &conn, .on_go = on_go,
+					    .inner = in, .h = &nh };
+		/* shared RAM only on an AF_UNIX socket: never on the direct path */
+		share = (struct migrate_share){ .conn = tls ? NULL : &conn, .on_go = on_go,
 						.on_go_ctx = &committed };
 		test_fault_arm(&share, &fault);
-		rc = migrate_receive_ex(vm, nh.slot >= 0 ? &hio.io : &conn.io, &share, why,
-					sizeof why);
+		rc = migrate_receive_ex(vm, nh.slot >= 0 ? &hio.io : in, &share, why, sizeof why);
 		migrate_boost_end(&share.boost);
 		if (rc < 0) {
-			close(GUEST_STREAM_FD);
+			close(stream_fd);
 			say("receive-failed %s", why);
 			die("receive the guest", why);
 			vm__destroy(vm);
 			return 1;
 		}
-		if (committed && await_run(why, sizeof why) < 0) {
-			close(GUEST_STREAM_FD);
+		if (committed && !tls && await_run(why, sizeof why) < 0) {
+			close(stream_fd);
 			say("receive-failed %s", why);
 			die("receive the guest", why);
 			vm__destroy(vm);
@@ -884,11 +1187,25 @@ int main(int argc, char **argv)
 				(vm__now_ns() - share.t_go) / 1e6);
 		say("received");
 		if (!o.net_moved) {
-			close(GUEST_STREAM_FD);
+			if (tls) {
+				migrate_tls_close(tls);
+				free(tls);
+				SSL_CTX_free(tls_ctx);
+			}
+			close(stream_fd);
+			return serve(vm, NULL);
+		}
+		late_fd = stream_fd;
+		if (tls && (late_fd = late_proxy_start(tls, tls_ctx, stream_fd, why, sizeof why)) < 0) {
+			fprintf(stderr, "pvguest: %s: the guest runs on without its late frames\n", why);
+			migrate_tls_close(tls);
+			free(tls);
+			SSL_CTX_free(tls_ctx);
+			close(stream_fd);
 			return serve(vm, NULL);
 		}
 		/* announce the guest's MAC on its new connection, take the late frames */
-		late = migrate_late_recv_start(vm, GUEST_STREAM_FD, stderr, why, sizeof why);
+		late = migrate_late_recv_start(vm, late_fd, stderr, why, sizeof why);
 		if (why[0])
 			fprintf(stderr, "pvguest: %s\n", why);
 		return serve(vm, late);
