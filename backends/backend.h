@@ -95,6 +95,10 @@ struct vm_park_ops {
 	 * guest, or -1.  The PIC's interrupts reach vCPU 0 only, but a park
 	 * must reach every vCPU: an AP spinning in user mode meets no site. */
 	int (*ap_kick)(void *opaque, unsigned cpu);
+	/* Optional: a pause found vCPU (cpu) halted that way: 1 if it must go
+	 * back in once more before it stops (the runtime has work for its
+	 * park loop: a device-state request asked with the pause). */
+	int (*wake)(void *opaque, unsigned cpu);
 };
 
 /* Every return from KVM_RUN (or a backend's equivalent), by reason. */
@@ -309,11 +313,13 @@ size_t vm__dirty_bitmap_bytes(const struct vm *vm);
 /* vm_run.c: for backends only: what a vCPU thread calls */
 /* Nonzero when the thread should leave the guest (pause or end). */
 int vm__vcpu_should_stop(struct vm *vm);
-/* Block while a pause is requested; -1 when the VM is ending. */
-int vm__vcpu_park(struct vm *vm);
+/* Block while a pause is requested, or until the pause has work for vCPU
+ * (cpu)'s park loop (vm_park_ops.wake); -1 when the VM is ending. */
+int vm__vcpu_park(struct vm *vm, unsigned cpu);
 /* A halted vCPU: block until (deadline_ns), a vm__notify_irq after (gen),
- * or a pause (returns 0 after resume); -1 when the VM is ending. */
-int vm__vcpu_halt(struct vm *vm, uint64_t deadline_ns, unsigned gen);
+ * or a pause (returns 0 after resume, or at once when the pause has work
+ * for vCPU (cpu)'s park loop: vm_park_ops.wake); -1 when the VM is ending. */
+int vm__vcpu_halt(struct vm *vm, unsigned cpu, uint64_t deadline_ns, unsigned gen);
 /* An AP not (or no longer) started: block until the doorbell starts it. */
 int vm__vcpu_wait_start(struct vm *vm, unsigned cpu);
 void vm__vcpu_stopped(struct vm *vm, unsigned cpu); /* AP went offline */
@@ -331,6 +337,7 @@ void vm__vcpu_exited(struct vm *vm); /* thread leaves for good */
 int vm__vcpu_safe(struct vm *vm, unsigned cpu, uint64_t rip);
 int vm__vcpu_hlt_parked(struct vm *vm, unsigned cpu, uint64_t rip);
 int vm__vcpu_park_waits(struct vm *vm, unsigned cpu);
+int vm__vcpu_park_wake(struct vm *vm, unsigned cpu);
 void vm__set_park_ops(struct vm *vm, const struct vm_park_ops *ops, void *opaque);
 uint64_t vm__exit_total(const struct vm *vm);
 

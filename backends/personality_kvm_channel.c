@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "personality_kvm_host.h"
+#include "rt_devstate_abi.h"
 
 /*
  * The runtime holds the device models; the host only moves bytes and
@@ -53,7 +54,10 @@
 #define KH_POLL_NS	 150000ull  /* the channel thread's period while moderating */
 #define KH_TIMER_SLACK_NS 1000000ull /* a passed deadline the runtime may still see itself */
 
-#define BELLS_KNOWN (RT_BELL_CONSOLE | RT_BELL_NET_TX | RT_BELL_TIMER | RT_BELL_BOOTED)
+#define KH_PAUSE_STATE_NS 20000000ull /* how long a pause waits for a CPU to take the save it asked */
+
+#define BELLS_KNOWN (RT_BELL_CONSOLE | RT_BELL_NET_TX | RT_BELL_TIMER | RT_BELL_BOOTED | \
+		     RT_BELL_STATE)
 
 struct rt_net_slot *kvm_channel__slot(struct kvm_host *h, uint32_t off, uint32_t index)
 {
@@ -188,6 +192,17 @@ static void bell_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 			/* the thread then finds out at its next timeout */
 		}
 	}
+	if (bits & RT_BELL_STATE) { /* state_request waits for it, not polling */
+		pthread_mutex_lock(&h->state_lock);
+		pthread_cond_broadcast(&h->state_cond);
+		pthread_mutex_unlock(&h->state_lock);
+		/* A pause that asked for it: the vCPUs it kept going for the
+		 * save (one outside the runtime may run on without an exit for
+		 * milliseconds) may stop now; without this kick they waited for
+		 * the pause's next re-kick (~1.5 ms of every kvm freeze). */
+		if (__atomic_load_n(&h->vm->pause_req, __ATOMIC_ACQUIRE))
+			h->vm->ops->kick_all(h->vm);
+	}
 	if ((bits & RT_BELL_TIMER) && h->stop[1] >= 0 && write(h->stop[1], "t", 1) < 0) {
 		/* the channel thread takes the new deadline: wake it; a full
 		 * pipe means it has wakeups pending anyway */
@@ -269,17 +284,98 @@ static uint32_t cpu_parked(struct kvm_host *h, unsigned cpu)
 	return __atomic_load_n(&st->parked, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * A pause asks the runtime for its device state right away (what a
+ * migration's freeze reads next, personality_kvm_state.c): cleared area,
+ * state_req, then park_req.
+ */
+void kvm_channel__ask_save(struct kvm_host *h)
+{
+	struct rt_shared *sh = h->sh;
+
+	/* not inside state_request (its own second pause), not before the
+	 * runtime runs, not while an earlier request is open or taken */
+	if (!__atomic_load_n(&h->booted, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&h->state_hold, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&sh->state_req, __ATOMIC_ACQUIRE) != RT_STATE_REQ_NONE)
+		return;
+	memset(vm__window(h->vm, RT_WINDOW_BASE + RT_OFF_DEVSTATE, sizeof(struct rt_dev_state)), 0,
+	       sizeof(struct rt_dev_state));
+	__atomic_store_n(&h->pause_state_ns, vm__now_ns(), __ATOMIC_RELEASE);
+	__atomic_store_n(&h->pause_state, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&sh->state_status, RT_STATE_PENDING, __ATOMIC_RELEASE);
+	__atomic_store_n(&sh->state_req, RT_STATE_REQ_SAVE, __ATOMIC_SEQ_CST);
+}
+
 static void park_request(void *opaque)
 {
 	struct kvm_host *h = opaque;
 
-	__atomic_store_n(&h->sh->park_req, 1, __ATOMIC_RELEASE);
+	kvm_channel__ask_save(h); /* state_req before park_req: rt_abi.h */
+	__atomic_store_n(&h->sh->park_req, 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_or(&h->sh->news, RT_NEWS_PARK, __ATOMIC_ACQ_REL);
+	if (__atomic_load_n(&h->pause_state, __ATOMIC_ACQUIRE))
+		vm__notify_irq(h->vm); /* vCPUs asleep in their park loop: park_wake */
 }
 
+/*
+ * A save asked with this pause and not served yet (personality_kvm_state.c).
+ * Not taken by any CPU within KH_PAUSE_STATE_NS, it is withdrawn (a swap
+ * against the runtime's: a CPU that took it first finishes it), the pause
+ * ends as any, and the guest view asks the old way, which says who never
+ * came.
+ */
+static int pause_state_open(struct kvm_host *h)
+{
+	uint32_t req;
+
+	if (!__atomic_load_n(&h->pause_state, __ATOMIC_ACQUIRE))
+		return 0;
+	req = __atomic_load_n(&h->sh->state_req, __ATOMIC_ACQUIRE);
+	if (req == RT_STATE_REQ_SAVE &&
+	    vm__now_ns() - __atomic_load_n(&h->pause_state_ns, __ATOMIC_ACQUIRE) >=
+		    KH_PAUSE_STATE_NS &&
+	    __atomic_compare_exchange_n(&h->sh->state_req, &req, RT_STATE_REQ_NONE, 0,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		__atomic_store_n(&h->pause_state, 0, __ATOMIC_RELEASE);
+		return 0;
+	}
+	return req != RT_STATE_REQ_NONE;
+}
+
+/*
+ * While a save asked with the pause is open, a CPU inside the runtime is
+ * not stopped at all (it is serving it, or on its way to its park loop,
+ * where it may), and a CPU outside is let back in to bring the upcall and
+ * park: vCPU 0, and an AP while vCPU 0 has not parked (vCPU 0 may spin
+ * with interrupts off on a guest lock that a parked AP holds, where no
+ * upcall reaches it).  For KH_PAUSE_STATE_NS at most (pause_state_open).
+ */
 static int park_safe(void *opaque, unsigned cpu, uint64_t rip)
 {
-	return !in_window(rip) || cpu_parked(opaque, cpu) != RT_CPU_PARKED_NO;
+	struct kvm_host *h = opaque;
+
+	if (pause_state_open(h)) {
+		if (in_window(rip))
+			return 0;
+		if (cpu == 0 || cpu_parked(h, 0) == RT_CPU_PARKED_NO)
+			return 0;
+	}
+	return !in_window(rip) || cpu_parked(h, cpu) != RT_CPU_PARKED_NO;
+}
+
+/* A vCPU in its park loop (asleep, or stopped there by the last pause and
+ * not run since) when a pause finds it: in once more while the save asked
+ * with the pause is open and no CPU has taken it (it may be the one to
+ * serve it: the others may be outside the runtime). */
+static int park_wake(void *opaque, unsigned cpu)
+{
+	struct kvm_host *h = opaque;
+	uint32_t parked = cpu_parked(h, cpu);
+
+	return pause_state_open(h) &&
+	       __atomic_load_n(&h->sh->state_req, __ATOMIC_ACQUIRE) != RT_STATE_REQ_TAKEN &&
+	       (parked == RT_CPU_PARKED_REQ || parked == RT_CPU_PARKED_IDLE);
 }
 
 static int park_halted(void *opaque, unsigned cpu, uint64_t rip)
@@ -330,6 +426,12 @@ static void park_release(void *opaque)
 		vm__notify_irq(h->vm);
 		return;
 	}
+	if (__atomic_load_n(&h->pause_state, __ATOMIC_ACQUIRE)) {
+		/* a save asked with the pause that nobody took: withdrawn
+		 * first (no CPU works on it: none stops while serving) */
+		__atomic_store_n(&h->pause_state, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&h->sh->state_req, RT_STATE_REQ_NONE, __ATOMIC_SEQ_CST);
+	}
 	__atomic_store_n(&h->sh->park_req, 0, __ATOMIC_RELEASE);
 	__atomic_fetch_and(&h->sh->news, ~RT_NEWS_PARK, __ATOMIC_ACQ_REL);
 	vm__notify_irq(h->vm); /* parked vCPUs look again */
@@ -351,7 +453,7 @@ static int park_ap_kick(void *opaque, unsigned cpu)
 }
 
 static const struct vm_park_ops park_ops = {
-	park_request, park_safe, park_halted, park_waits, park_release, park_ap_kick,
+	park_request, park_safe, park_halted, park_waits, park_release, park_ap_kick, park_wake,
 };
 
 /* ---- RX: net backend -> host queue -> RX ring (receive thread only) */

@@ -148,6 +148,8 @@ int vm__kvm_host_attach(struct vm *vm, const struct vm_kvm_host_cfg *cfg)
 	if (!h)
 		return vm__fail(vm, "out of memory");
 	h->vm = vm;
+	pthread_mutex_init(&h->state_lock, NULL);
+	pthread_cond_init(&h->state_cond, NULL);
 	h->console_fd = cfg->console_fd;
 	h->stop[0] = h->stop[1] = -1;
 	h->net.fd = -1;
@@ -396,6 +398,8 @@ void vm__kvm_host_destroy(struct vm *vm)
 	}
 	net_backend__close(&h->net);
 	free(h->q);
+	pthread_cond_destroy(&h->state_cond);
+	pthread_mutex_destroy(&h->state_lock);
 	free(h);
 	vm->rt = NULL;
 	vm__set_park_ops(vm, NULL, NULL);

@@ -64,6 +64,15 @@ struct kvm_host {
 	 * RT_NEWS_PARK) up, so the vCPUs run only into the runtime's park loop
 	 * and CPU 0 serves rt_shared.state_req there. */
 	int state_hold;
+	/* personality_kvm_state.c: a device-state save asked together with a
+	 * pause's park_req (park_request), so the first CPU to park serves it
+	 * and the guest view needs no second pause; since when (vm__now_ns). */
+	int pause_state;
+	uint64_t pause_state_ns;
+	uint64_t saves_at_pause, saves_resumed; /* how each save was served */
+	/* RT_BELL_STATE: the runtime served state_req (state_request waits). */
+	pthread_mutex_t state_lock;
+	pthread_cond_t state_cond;
 };
 
 static inline struct kvm_host *kvm_host_of(struct vm *vm)
@@ -78,6 +87,9 @@ int kvm_host__fill_boot(struct vm *vm, struct kvm_host *h, uint32_t flags);
 int kvm_channel__init(struct kvm_host *h);  /* doorbell, irq source, timer, parking, RX thread */
 void kvm_channel__drain(struct kvm_host *h); /* console and TX rings, device lock taken */
 void kvm_channel__stop(struct kvm_host *h);  /* stop the RX thread */
+/* park_request's part: ask for a device-state save with the pause, when
+ * the runtime can serve one (clears the area first; sets pause_state). */
+void kvm_channel__ask_save(struct kvm_host *h);
 int kvm_channel__start(struct kvm_host *h);  /* (re)start it */
 /* RX or TX ring slot (off: RT_OFF_NET_RX or RT_OFF_NET_TX) of ring index `index`. */
 struct rt_net_slot *kvm_channel__slot(struct kvm_host *h, uint32_t off, uint32_t index);

@@ -8,12 +8,15 @@
 #include "backend.h"
 
 /*
- * Both need the VM paused (vm__pause) and leave it paused.  Both let the
- * vCPUs run meanwhile, but only into the runtime's park loop (park_req
- * stays up), where the first vCPU to arrive saves or restores the device
- * models; a vCPU that enters the runtime while a park is asked parks
- * before it touches anything, so no model changes between the device
- * state and the pause that ends the call.  A vCPU may end the call
+ * Both need the VM paused (vm__pause) and leave it paused.  A save takes
+ * what the pause itself had the runtime save (the pause asks for it with
+ * its park request and waits until a parked CPU served it): then nothing
+ * runs.  Otherwise, and for a load, they let the vCPUs run meanwhile, but
+ * only into the runtime's park loop (park_req stays up), where the first
+ * vCPU to arrive saves or restores the device models; a vCPU that enters
+ * the runtime while a park is asked parks before it touches anything, so
+ * no model changes between the device state and the pause that ends the
+ * call.  A vCPU may end the call
  * outside the runtime (its state block says RT_CPU_PARKED_NO): its
  * registers are then the vCPU's own.  Only when no vCPU reaches the park
  * loop at all (every one spinning with interrupts off in a loop without
@@ -36,5 +39,7 @@ int vm__kvm_state_save(struct vm *vm, uint8_t **buf, size_t *len);
 struct runtime_state;
 int vm__kvm_state_freeze(struct vm *vm, struct runtime_state *rs);
 int vm__kvm_state_load(struct vm *vm, const uint8_t *buf, size_t len);
+/* How many saves the pause served, and how many needed a resume (tests). */
+void vm__kvm_state_counts(struct vm *vm, uint64_t *at_pause, uint64_t *resumed);
 
 #endif

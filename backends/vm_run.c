@@ -58,25 +58,31 @@ static void wait_once(struct vm *vm, uint64_t deadline_ns)
 	vm->nr_parked--;
 }
 
-int vm__vcpu_park(struct vm *vm)
+int vm__vcpu_park(struct vm *vm, unsigned cpu)
 {
 	int rc;
 
 	pthread_mutex_lock(&vm->run_lock);
-	while (vm->pause_req && !ending(vm))
+	/* a vCPU parked by the last pause whose thread had not run again
+	 * when this one began: its runtime may have to serve this one */
+	while (vm->pause_req && !ending(vm) && !vm__vcpu_park_wake(vm, cpu))
 		wait_once(vm, UINT64_MAX);
 	rc = ending(vm) ? -1 : 0;
 	pthread_mutex_unlock(&vm->run_lock);
 	return rc;
 }
 
-int vm__vcpu_halt(struct vm *vm, uint64_t deadline_ns, unsigned gen)
+int vm__vcpu_halt(struct vm *vm, unsigned cpu, uint64_t deadline_ns, unsigned gen)
 {
 	int rc;
 
 	pthread_mutex_lock(&vm->run_lock);
 	for (;;) {
 		if (ending(vm))
+			break;
+		/* a pause has work for a runtime's park loop (vm_park_ops.wake):
+		 * the vCPU thread takes it to its safe-point check */
+		if (vm->pause_req && vm__vcpu_park_wake(vm, cpu))
 			break;
 		if (!vm->pause_req &&
 		    (vm->wake_gen != gen || vm__now_ns() >= deadline_ns))
@@ -183,6 +189,14 @@ int vm__vcpu_park_waits(struct vm *vm, unsigned cpu)
 	return vm->park && vm->park->waits(vm->park_opaque, cpu);
 }
 
+int vm__vcpu_park_wake(struct vm *vm, unsigned cpu)
+{
+	/* never once the VM ends: its threads are leaving, not coming back */
+	return vm->park && vm->park->wake && cpu < VM_MAX_VCPUS &&
+	       __atomic_load_n(&vm->exit_kind, __ATOMIC_ACQUIRE) == VM_EXIT_NONE &&
+	       vm->park->wake(vm->park_opaque, cpu);
+}
+
 uint64_t vm__exit_total(const struct vm *vm)
 {
 	const struct vm_exit_counts *e = &vm->exits;
@@ -209,6 +223,21 @@ int vm__run(struct vm *vm)
  */
 #define PARK_KICK_NS 2000000ull
 
+/* run_lock held: every vCPU thread waits outside the guest, and none is
+ * wanted back in by its runtime (vm_park_ops.wake: a thread that the last
+ * pause stopped still counts as waiting until it runs again). */
+static int all_parked(struct vm *vm)
+{
+	unsigned i;
+
+	if (vm->nr_parked < (int)vm->nr_vcpus)
+		return 0;
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (vm__vcpu_park_wake(vm, i))
+			return 0;
+	return 1;
+}
+
 static int park_wait(struct vm *vm)
 {
 	uint64_t deadline = vm__now_ns() + VM_PARK_TIMEOUT_NS, now, next;
@@ -216,20 +245,20 @@ static int park_wait(struct vm *vm)
 	unsigned i;
 
 	pthread_mutex_lock(&vm->run_lock);
-	while (vm->nr_parked < (int)vm->nr_vcpus) {
+	while (!all_parked(vm)) {
 		now = vm__now_ns();
 		if (now >= deadline && !ending(vm))
 			break;
 		next = now + PARK_KICK_NS;
 		timespec_at(&ts, next < deadline ? next : deadline);
 		pthread_cond_clockwait(&vm->run_cond, &vm->run_lock, CLOCK_MONOTONIC, &ts);
-		if (vm->nr_parked < (int)vm->nr_vcpus) {
+		if (!all_parked(vm)) {
 			pthread_mutex_unlock(&vm->run_lock);
 			vm->ops->kick_all(vm);
 			pthread_mutex_lock(&vm->run_lock);
 		}
 	}
-	if (vm->nr_parked >= (int)vm->nr_vcpus) {
+	if (all_parked(vm)) {
 		pthread_mutex_unlock(&vm->run_lock);
 		return 0;
 	}

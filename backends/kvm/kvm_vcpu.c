@@ -335,14 +335,21 @@ static int event_in_flight(struct kvm_vcpu *v)
 }
 
 /* After io_complete: may this vCPU stop for a pause here?  Under a runtime
- * one that left the guest inside it goes back in until it is parked. */
+ * one that left the guest inside it goes back in until it is parked, and
+ * one asleep in the runtime's park loop goes back in while the runtime
+ * has work for that loop (a device-state request asked with the pause). */
 static int at_safe_point(struct kvm_vcpu *v)
 {
 	struct vm *vm = v->vm;
 
-	if (!vm->park || v->halted ||
-	    (v->id != 0 && !__atomic_load_n(&vm->started[v->id], __ATOMIC_ACQUIRE)))
+	if (!vm->park || (v->id != 0 && !__atomic_load_n(&vm->started[v->id], __ATOMIC_ACQUIRE)))
 		return 1;
+	if (v->halted) {
+		if (!v->halted_parked || !vm__vcpu_park_wake(vm, v->id))
+			return 1;
+		v->halted = v->halted_parked = 0;
+		return 0;
+	}
 	return vm__vcpu_safe(vm, v->id, vcpu_rip(v));
 }
 
@@ -368,7 +375,7 @@ static void *vcpu_thread(void *arg)
 			}
 			if (at_safe_point(v)) {
 				v->flush_tries = 0;
-				if (vm__vcpu_park(vm) < 0)
+				if (vm__vcpu_park(vm, v->id) < 0)
 					break;
 				continue;
 			}
@@ -386,7 +393,7 @@ static void *vcpu_thread(void *arg)
 		if (v->id == 0) {
 			deadline = vm__poll_devices(vm, &pending);
 			if (v->halted && !pending) {
-				if (vm__vcpu_halt(vm, deadline, gen) < 0)
+				if (vm__vcpu_halt(vm, v->id, deadline, gen) < 0)
 					break;
 				continue;
 			}
@@ -396,7 +403,7 @@ static void *vcpu_thread(void *arg)
 		} else if (v->halted_parked) {
 			/* an AP parked by its runtime: nothing is injected into
 			 * APs, so only the host's release wakes it */
-			if (vm__vcpu_halt(vm, UINT64_MAX, gen) < 0)
+			if (vm__vcpu_halt(vm, v->id, UINT64_MAX, gen) < 0)
 				break;
 			continue;
 		}

@@ -465,13 +465,17 @@ void rt_dev_init(void)
 
 static struct rt_dev_state dev_backup; /* rollback copy for rt_dev_restore */
 
+/*
+ * Writes every field but clears nothing: (s) is zero or holds an earlier
+ * save of this runtime (the same fields, the same bytes left untouched).
+ * The device-state area is cleared by the host before it asks for a save
+ * (backends/personality_kvm_state.c), dev_backup is bss.  In emulated
+ * ring 0 a clear is ~1 us per 8 bytes: the PCI snapshot's 31 empty slots
+ * alone cost ~1.2 ms of every kvm freeze and of every kvm target's
+ * restore (docs/BENCHMARKS.md, "In place after the freeze cuts 3-5").
+ */
 static void dev_save_locked(struct rt_dev_state *s)
 {
-	/* all but the PCI snapshot, which pci_save clears itself: clearing
-	 * its 8 KiB twice cost ~1 ms of every kvm freeze (rt_lib.c) */
-	memset(s, 0, offsetof(struct rt_dev_state, pci));
-	memset((uint8_t *)&s->pci + sizeof s->pci, 0,
-	       sizeof *s - offsetof(struct rt_dev_state, pci) - sizeof s->pci);
 	s->magic = RT_DEV_STATE_MAGIC;
 	s->version = RT_DEV_STATE_VERSION;
 	s->size = sizeof *s;
@@ -480,7 +484,7 @@ static void dev_save_locked(struct rt_dev_state *s)
 	i8259_save(&dev.pic, &s->pic);
 	i8254_save(&dev.pit, &s->pit);
 	uart16550_save(&dev.uart, &s->uart);
-	pci_save(&dev.pci, &s->pci);
+	pci_save_over(&dev.pci, &s->pci);
 	if (dev.nic_present)
 		dp83820_save(&dev.nic, &s->nic);
 }
@@ -534,21 +538,27 @@ int rt_dev_restore(const void *buf, size_t len)
 	return rc;
 }
 
-/* The host's request through the channel (rt_abi.h, state_req): CPU 0 in
- * its park loop, every other CPU parked (rt_site.c checks that). */
+/* The host's request through the channel (rt_abi.h, state_req), from a
+ * CPU's park loop with no other CPU busy in the runtime (rt_site.c).  The
+ * swap to TAKEN picks one server; after the clear it holds nothing, so
+ * the host may stop it there (state_req NONE ends the pause's wait). */
 void rt_dev_state_serve(void)
 {
 	struct rt_shared *sh = RT_SHARED;
 	uint32_t req = __atomic_load_n(&sh->state_req, __ATOMIC_ACQUIRE);
 	int rc = -1;
 
-	if (req == RT_STATE_REQ_NONE)
+	if ((req != RT_STATE_REQ_SAVE && req != RT_STATE_REQ_RESTORE) ||
+	    !__atomic_compare_exchange_n(&sh->state_req, &req, RT_STATE_REQ_TAKEN, 0,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return;
 	if (req == RT_STATE_REQ_SAVE)
 		rc = rt_dev_save(RT_WIN(RT_OFF_DEVSTATE), RT_DEVSTATE_MAX) < 0 ? -1 : 0;
-	else if (req == RT_STATE_REQ_RESTORE)
+	else
 		rc = rt_dev_restore(RT_WIN(RT_OFF_DEVSTATE), sizeof(struct rt_dev_state));
 	__atomic_store_n(&sh->state_status, rc == 0 ? RT_STATE_OK : RT_STATE_FAILED,
 			 __ATOMIC_RELEASE);
-	__atomic_store_n(&sh->state_req, RT_STATE_REQ_NONE, __ATOMIC_RELEASE);
+	__atomic_store_n(&sh->state_req, RT_STATE_REQ_NONE, __ATOMIC_SEQ_CST);
+	/* the host waits for this exit instead of polling state_req */
+	rt_chan_ring(RT_BELL_STATE);
 }

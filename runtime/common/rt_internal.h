@@ -45,10 +45,10 @@ uint8_t rt_dev_irq_ack(void);
 /* Ring the doorbell for anything batched (console bytes, TX frames).
  * Called before the CPU idles or parks, so nothing waits on a sleeping CPU. */
 void rt_dev_flush(void);
-/* CPU 0 in its park loop: serve rt_shared.state_req (save the models into
- * the window's device-state area, or restore them from it) once every other
- * online CPU is parked as well, so no model changes between a save and the
- * pause that follows it.  One load when nothing is asked. */
+/* A CPU in its park loop, no other CPU inside the runtime outside its park
+ * (rt_site.c): serve rt_shared.state_req (save the models into the window's
+ * device-state area, or restore them from it), then ring RT_BELL_STATE.
+ * One load when nothing is asked. */
 void rt_dev_state_serve(void);
 /* The host clock in ns, from the TSC and the boot block's clock pair. */
 uint64_t rt_now_ns(void);

@@ -56,24 +56,48 @@ static void publish(const struct rt_frame *f, struct rt_cpu_state *st)
 }
 
 /*
- * Any CPU in its park loop: the host's device-state request (rt_abi.h,
- * state_req).  No model can change meanwhile or after: every other CPU is
- * parked too or runs guest code outside the window, and one that enters
- * the runtime while a park is asked parks before it touches anything
- * (rt_site_call, rt_upcall).  So the first parked CPU to look serves it
- * and waits for no other: one may spin with interrupts off, outside the
- * runtime, on a guest lock that a parked CPU holds (the reference guest's
- * console lock did that, and the request timed out).
+ * Bit n: CPU n runs the runtime's C code outside its park loop, where it
+ * may touch a device model.  A device-state request (rt_abi.h, state_req)
+ * is served only while no bit is set: the host asks with park_req, while
+ * the vCPUs still run (from the first pause, docs/RUNTIME.md "State"),
+ * so a CPU may be half way through a model when another one parks.  A
+ * Dekker handshake with the server: a CPU sets its bit, then looks at
+ * park_req (rt_site_call's first look, the upcall's, the way out of a
+ * park); the server saw park_req, then looks at the bits.  So either the
+ * entering CPU sees the request and parks before it touches anything, or
+ * the server sees it busy and leaves the request to it: the last CPU to
+ * park serves.  One locked instruction at each C entry and exit (~1 us
+ * each here).
+ */
+static volatile uint32_t busy_cpus;
+
+static void busy_enter(unsigned cpu)
+{
+	__atomic_fetch_or(&busy_cpus, 1u << cpu, __ATOMIC_SEQ_CST);
+}
+
+static void busy_leave(unsigned cpu)
+{
+	__atomic_fetch_and(&busy_cpus, ~(1u << cpu), __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Any CPU in its park loop: the host's device-state request.  No model
+ * can change meanwhile or after: every other CPU is parked, out of the
+ * runtime (guest code cannot reach a model), or busy (then it serves
+ * when it parks), and one that enters the runtime while a park is asked
+ * parks before it touches anything (rt_site_call, rt_upcall).  So the
+ * first parked CPU to look serves it and waits for no other: one may spin
+ * with interrupts off, outside the runtime, on a guest lock that a parked
+ * CPU holds (the reference guest's console lock did that).
  */
 static void park_serve_state(void)
 {
-	static uint32_t serving;
-
-	if (!__atomic_load_n(&rt_sh->state_req, __ATOMIC_ACQUIRE) ||
-	    __atomic_exchange_n(&serving, 1, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&rt_sh->park_req, __ATOMIC_SEQ_CST) ||
+	    !__atomic_load_n(&rt_sh->state_req, __ATOMIC_SEQ_CST) ||
+	    __atomic_load_n(&busy_cpus, __ATOMIC_SEQ_CST))
 		return;
-	rt_dev_state_serve(); /* looks at state_req again: another CPU may have served it */
-	__atomic_store_n(&serving, 0, __ATOMIC_RELEASE);
+	rt_dev_state_serve(); /* takes the request by a swap: one CPU serves it */
 }
 
 /*
@@ -82,9 +106,9 @@ static void park_serve_state(void)
  * to park; REQ: until the host clears park_req.  Clearing `parked` is a
  * Dekker handshake with the host, which stores park_req and then loads
  * parked: we store parked and then load park_req, so either the host sees
- * us running or we see its request.  The host may rewrite the state block
- * while we wait; the guest continues from what it holds (vif wins over
- * rflags.IF).
+ * us running or we see its request; the busy bit is the same with a
+ * serving CPU.  The host may rewrite the state block while we wait; the
+ * guest continues from what it holds (vif wins over rflags.IF).
  */
 static void park_at(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu, uint32_t why,
 		    uint64_t cs, uint64_t ss)
@@ -95,14 +119,22 @@ static void park_at(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu, u
 	st->ss = (uint16_t)ss;
 	publish(f, st);
 	__atomic_store_n(&st->parked, why, __ATOMIC_SEQ_CST);
+	busy_leave(cpu);
 	if (why == RT_CPU_PARKED_IDLE)
 		rt_hw_idle_wait(cpu);
 	for (;;) {
 		park_serve_state();
 		if (!__atomic_load_n(&rt_sh->park_req, __ATOMIC_SEQ_CST)) {
 			__atomic_store_n(&st->parked, RT_CPU_PARKED_NO, __ATOMIC_SEQ_CST);
-			if (!__atomic_load_n(&rt_sh->park_req, __ATOMIC_SEQ_CST))
-				break;
+			if (!__atomic_load_n(&rt_sh->park_req, __ATOMIC_SEQ_CST)) {
+				busy_enter(cpu);
+				if (!__atomic_load_n(&rt_sh->park_req, __ATOMIC_SEQ_CST))
+					break;
+				/* asked again: a server may have left the request
+				 * to us while we were busy */
+				busy_leave(cpu);
+				park_serve_state();
+			}
 		}
 		__atomic_store_n(&st->parked, RT_CPU_PARKED_REQ, __ATOMIC_SEQ_CST);
 		rt_hw_idle_wait(cpu);
@@ -123,7 +155,7 @@ static void park(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu, uint
 
 static int park_requested(void)
 {
-	return __atomic_load_n(&rt_sh->park_req, __ATOMIC_ACQUIRE) != 0;
+	return __atomic_load_n(&rt_sh->park_req, __ATOMIC_SEQ_CST) != 0; /* after busy_enter */
 }
 
 /* ---- interrupts */
@@ -452,18 +484,18 @@ static void do_hlt(struct rt_frame *f, struct rt_cpu_state *st, unsigned cpu)
 			st->ss = (uint16_t)rt_hw_ss();
 			publish(f, st);
 			__atomic_store_n(&st->parked, RT_CPU_PARKED_DOWN, __ATOMIC_SEQ_CST);
+			busy_leave(cpu);
 			rt_hw_halt_down();
 		}
 		park(f, st, cpu, RT_CPU_PARKED_IDLE);
 	}
 }
 
-int rt_site_call(struct rt_frame *f)
+static int site_call(struct rt_frame *f, unsigned cpu)
 {
 	const uint8_t *a = (const uint8_t *)(uintptr_t)f->rip; /* kind len reg aux width flags */
 	unsigned kind = a[0], len = a[1], aux = a[3], width = a[4], flags = a[5];
 	uint64_t site = f->rip - RT_SITE_CALL_LEN;
-	unsigned cpu = rt_frame_cpu(f);
 	struct rt_cpu_state *st = rt_cpu_state(cpu);
 	unsigned hlt_len;
 
@@ -540,6 +572,17 @@ out:
 	return resume(f, st);
 }
 
+int rt_site_call(struct rt_frame *f)
+{
+	unsigned cpu = rt_frame_cpu(f);
+	int rc;
+
+	busy_enter(cpu); /* before site_call's first look at park_req */
+	rc = site_call(f, cpu);
+	busy_leave(cpu);
+	return rc;
+}
+
 /*
  * The upcall interrupted the guest with its IF = 1: in user mode (the
  * frame is on the guest's TSS stack) or in kernel code outside the window
@@ -548,9 +591,8 @@ out:
  * (its gates use no IST for external interrupts), so a delivery is a jump
  * to the guest's handler with that frame as it is.
  */
-int rt_upcall(struct rt_frame *f)
+static int upcall(struct rt_frame *f, unsigned cpu)
 {
-	unsigned cpu = rt_frame_cpu(f);
 	struct rt_cpu_state *st = rt_cpu_state(cpu);
 	uint64_t *hw = (uint64_t *)(uintptr_t)f->rsp; /* RIP CS RFLAGS RSP SS */
 
@@ -587,4 +629,15 @@ int rt_upcall(struct rt_frame *f)
 		}
 	}
 	return RT_EXIT_IRET;
+}
+
+int rt_upcall(struct rt_frame *f)
+{
+	unsigned cpu = rt_frame_cpu(f);
+	int rc;
+
+	busy_enter(cpu); /* before upcall's look at park_req */
+	rc = upcall(f, cpu);
+	busy_leave(cpu);
+	return rc;
 }

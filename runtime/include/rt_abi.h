@@ -83,6 +83,7 @@
 #define RT_BELL_NET_TX	 0x2u  /* net TX ring has frames and host_draining_tx was 0 */
 #define RT_BELL_TIMER	 0x4u  /* timer_deadline_ns moved earlier than the host knows */
 #define RT_BELL_BOOTED	 0x8u  /* rt_boot.status is final (rewrite done or failed) */
+#define RT_BELL_STATE	 0x10u /* a state request was served: state_req is NONE again */
 
 /* ---- the boot block: the host fills it before the BSP enters RT_ENTRY_BOOT64 */
 
@@ -176,19 +177,25 @@ struct rt_shared {
 	uint64_t frames_tx, frames_rx, frames_rx_held;
 	uint64_t kind_calls[64]; /* site calls per site kind */
 	/* Added at the end (ABI 1 stays valid: a host that never sets
-	 * state_req sees no change).  Host -> runtime, only while park_req
-	 * stays set and every vCPU is parked or stopped at a safe point:
-	 * RT_STATE_REQ_* for the park loop, where the first CPU to look
-	 * serves it (a CPU entering the runtime meanwhile parks before it
-	 * touches anything); it answers in state_status and clears state_req. */
+	 * state_req sees no change).  Host -> runtime, only together with
+	 * park_req (set before it, withdrawn no later than it): RT_STATE_REQ_*
+	 * for the park loop, where a parked CPU serves it once no other CPU is
+	 * inside the runtime outside its park (a CPU entering the runtime
+	 * meanwhile parks before it touches anything).  The CPU that swaps it
+	 * to RT_STATE_REQ_TAKEN serves it, answers in state_status, clears
+	 * state_req and rings RT_BELL_STATE (only ever for a host that asked,
+	 * so ABI 1 stays valid); it holds nothing after the clear.  The host
+	 * clears the device-state area before a SAVE: the runtime writes its
+	 * models' fields only. */
 	volatile uint32_t state_req;
 	volatile int32_t state_status; /* RT_STATE_* */
 };
 
 /* state_req / state_status: the device-state area at RT_OFF_DEVSTATE */
 #define RT_STATE_REQ_NONE    0u
-#define RT_STATE_REQ_SAVE    1u /* write every model into the area */
+#define RT_STATE_REQ_SAVE    1u /* write every model into the area (the host zeroed it) */
 #define RT_STATE_REQ_RESTORE 2u /* restore every model from it (all or none) */
+#define RT_STATE_REQ_TAKEN   3u /* runtime: a CPU took the request (compare-and-swap) and serves it */
 #define RT_STATE_PENDING     1  /* set by the host with the request */
 #define RT_STATE_OK          0
 #define RT_STATE_FAILED      (-1) /* the models refused the area: none changed */

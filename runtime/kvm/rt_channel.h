@@ -91,7 +91,8 @@ void rt_chan_ring(uint32_t bits);
  */
 #include "rt_devstate_abi.h"
 
-/* Write the state into buf (8-byte aligned, cap >= sizeof): its size, or -1. */
+/* Write the state into buf (8-byte aligned, cap >= sizeof): its size, or -1.
+ * buf must be zero (or hold an earlier save): nothing is cleared here. */
 int rt_dev_save(void *buf, size_t cap);
 /* All models or none: 0, or -1 with the old state kept.  The NIC must be
  * attached at the same slot (pci_restore checks identity bytes). */

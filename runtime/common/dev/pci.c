@@ -233,18 +233,24 @@ void pci_io_write(struct pci_bus *bus, uint32_t port, unsigned size, uint32_t va
 				   size, value);
 }
 
-void pci_save(const struct pci_bus *bus, struct pci_snap *snap)
+void pci_save_over(const struct pci_bus *bus, struct pci_snap *snap)
 {
 	unsigned i;
 
-	__builtin_memset(snap, 0, sizeof(*snap));
 	snap->config_address = bus->config_address;
+	snap->present = 0;
 	for (i = 0; i < PCI_MAX_SLOTS; i++) {
 		if (!bus->slot[i])
 			continue;
 		snap->present |= 1u << i;
 		__builtin_memcpy(snap->cfg[i], bus->slot[i]->cfg, PCI_CFG_SIZE);
 	}
+}
+
+void pci_save(const struct pci_bus *bus, struct pci_snap *snap)
+{
+	__builtin_memset(snap, 0, sizeof(*snap));
+	pci_save_over(bus, snap);
 }
 
 int pci_restore(struct pci_bus *bus, const struct pci_snap *snap)

@@ -104,6 +104,11 @@ int pci_attach(struct pci_bus *bus, unsigned slot, struct pci_func *fn);
 uint32_t pci_io_read(struct pci_bus *bus, uint32_t port, unsigned size);
 void pci_io_write(struct pci_bus *bus, uint32_t port, unsigned size, uint32_t value);
 void pci_save(const struct pci_bus *bus, struct pci_snap *snap);
+/* pci_save without its clear: only config_address, present and the
+ * attached slots' bytes are written, so the other slots must already be
+ * zero (the kvm host clears the device-state area before it asks for a
+ * save: clearing 31 empty slots in emulated ring 0 cost ~1.2 ms). */
+void pci_save_over(const struct pci_bus *bus, struct pci_snap *snap);
 /* The same slots must be attached with the same devices; re-reports BARs. */
 int pci_restore(struct pci_bus *bus, const struct pci_snap *snap);
 
