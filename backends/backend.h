@@ -386,7 +386,7 @@ int vm__platform_nic_stats(struct vm *vm, struct vm_nic_stats *st);
  * frame reaches the guest or the hold queue any more (new ones wait in the
  * backend); thaw restarts it.  held calls fn for each frame in the hold
  * queue, oldest first, without taking it (1: NIC present, 0: none, -1: fn
- * failed).  hold_frame appends a frame to a frozen NIC's queue (a target
+ * failed, or the queue could not be read: vm->err says why).  hold_frame appends a frame to a frozen NIC's queue (a target
  * taking over the source's held frames); -1 when the queue is full.
  */
 int vm__platform_nic_freeze(struct vm *vm);

@@ -347,7 +347,12 @@ static int send_held_frames(struct sender *s)
 		stream_frames_free(&h.f);
 		return fail(s, "migrate: held frames: %.200s", why);
 	}
-	if (rc <= 0 || !(body = stream_frames_body(&h.f, &len))) {
+	if (rc < 0) {
+		/* the queue could not be read: sending none would lose them */
+		stream_frames_free(&h.f);
+		return fail(s, "migrate: held frames: %.200s", s->vm->err);
+	}
+	if (!rc || !(body = stream_frames_body(&h.f, &len))) {
 		stream_frames_free(&h.f);
 		return 0; /* no NIC, or nothing held */
 	}
