@@ -28,6 +28,20 @@ ok() {
 	echo "ok: $*"
 }
 
+# peer_conf NAME PORT|- [CA]: $T/NAME.conf for a daemon with mutual TLS:
+# its socket, a listener on 127.0.0.1:PORT (- for none), the certificates
+# scripts/tls-certs.sh made in $T for NAME, and CA's (default ca) as the
+# one it trusts; callers append what else they need
+peer_conf() {
+	{
+		echo "socket = $T/$1.sock"
+		[ "$2" = - ] || echo "listen = 127.0.0.1:$2"
+		echo "tls_cert = $T/$1.crt"
+		echo "tls_key = $T/$1.key"
+		echo "tls_ca = $T/${3:-ca}.crt"
+	} >"$T/$1.conf"
+}
+
 # start_daemon NAME ARGS...: pvmigrated with its log in $T/NAME.log; waits for its socket
 start_daemon() {
 	name=$1

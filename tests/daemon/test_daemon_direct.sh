@@ -14,18 +14,9 @@ certs=$(dirname "$0")/../../scripts/tls-certs.sh
 "$certs" "$T" ca a b || { echo "FAIL: openssl could not make the certificates"; exit 1; }
 
 base=$((20000 + ($$ + 7) % 20000))
-conf() { # NAME PORT
-	{
-		echo "socket = $T/$1.sock"
-		echo "listen = 127.0.0.1:$2"
-		echo "tls_cert = $T/$1.crt"
-		echo "tls_key = $T/$1.key"
-		echo "tls_ca = $T/ca.crt"
-		echo "data_path = direct"
-	} >"$T/$1.conf"
-}
-conf a $base
-conf b $((base + 1))
+peer_conf a $base
+peer_conf b $((base + 1))
+echo "data_path = direct" | tee -a "$T/a.conf" >>"$T/b.conf"
 start_daemon a --config "$T/a.conf"
 start_daemon b --config "$T/b.conf"
 A=$T/a.sock B=$T/b.sock

@@ -26,16 +26,9 @@ A=$T/a.sock B=$T/b.sock
 PA=127.0.0.1:$base PB=127.0.0.1:$((base + 1))
 # B's receivers run under their own name, so that pgrep finds exactly them
 ln -s "$(realpath "$pvguest")" "$T/b-pvguest"
-for n in a b; do
-	{
-		echo "socket = $T/$n.sock"
-		echo "tls_cert = $T/$n.crt"
-		echo "tls_key = $T/$n.key"
-		echo "tls_ca = $T/ca.crt"
-	} >"$T/$n.conf"
-done
-echo "listen = $PA" >>"$T/a.conf"
-{ echo "listen = $PB"; echo "pvguest = $T/b-pvguest"; } >>"$T/b.conf"
+peer_conf a $base
+peer_conf b $((base + 1))
+echo "pvguest = $T/b-pvguest" >>"$T/b.conf"
 
 # the hook refuses what it cannot read, before anything starts
 out=$(PVMIGRATED_TEST_FAULT=melt@offer "$pvmigrated" --config "$T/b.conf" --check-config 2>&1)

@@ -16,18 +16,9 @@ certs=$(dirname "$0")/../../scripts/tls-certs.sh
 	{ echo "FAIL: openssl could not make the certificates"; exit 1; }
 
 base=$((20000 + $$ % 20000))
-conf() { # NAME PORT|- CA
-	{
-		echo "socket = $T/$1.sock"
-		[ "$2" = - ] || echo "listen = 127.0.0.1:$2"
-		echo "tls_cert = $T/$1.crt"
-		echo "tls_key = $T/$1.key"
-		echo "tls_ca = $T/$3.crt"
-	} >"$T/$1.conf"
-}
-conf a $base ca
-conf b $((base + 1)) ca
-conf r - ca # trusts our CA, but its own certificate is the rogue CA's
+peer_conf a $base ca
+peer_conf b $((base + 1)) ca
+peer_conf r - ca # trusts our CA, but its own certificate is the rogue CA's
 start_daemon a --config "$T/a.conf"
 start_daemon b --config "$T/b.conf"
 start_daemon r --config "$T/r.conf"
