@@ -112,6 +112,7 @@ int vm__kvm_host_adopt(struct vm *vm, const struct vm_kvm_adopt *a)
 	h->table_size = a->table_size;
 	if (kvm_host__fill_boot(vm, h, RT_BOOTF_ADOPT) < 0)
 		return -1;
+	h->adopting = 1;
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		const struct vm_vcpu_state *g = &a->vcpus[i];
 		struct rt_cpu_state *b = vm__window(vm, RT_PERCPU_ADDR(i) + RT_PERCPU_STATE, sizeof *b);
@@ -146,6 +147,13 @@ int vm__kvm_host_adopt(struct vm *vm, const struct vm_kvm_adopt *a)
 			return -1;
 	}
 	return 0;
+}
+
+uint64_t vm__kvm_adopt_done_ns(struct vm *vm)
+{
+	struct kvm_host *h = kvm_host_of(vm);
+
+	return h && h->adopting ? __atomic_load_n(&h->adopt_done_ns, __ATOMIC_ACQUIRE) : 0;
 }
 
 /* ---- the guest view of a paused kvm guest */

@@ -29,6 +29,14 @@ struct vm_kvm_adopt {
 int vm__kvm_host_adopt(struct vm *vm, const struct vm_kvm_adopt *a);
 
 /*
+ * After vm__kvm_host_adopt and vm__run: when the runtime rang
+ * RT_BELL_BOOTED, i.e. had restored the guest and let its first
+ * instruction run (vm__now_ns).  0 while it has not, or when the VM was
+ * not adopted (a native guest, or a kvm guest booted by its runtime).
+ */
+uint64_t vm__kvm_adopt_done_ns(struct vm *vm);
+
+/*
  * A paused kvm guest's view (vm__pause first; the vCPUs run into the
  * runtime's park loop meanwhile, see vm__kvm_state_save): vcpus[] gets
  * nr_vcpus states, *devices a malloc'd DeviceSet.  Nothing changes in the

@@ -154,6 +154,9 @@ static void boot_check(struct kvm_host *h)
 	} else if (status > 0) {
 		kvm_host__fail(h, "runtime: rang RT_BELL_BOOTED without a final status (%d)", status);
 	} else {
+		/* first: the instant the guest may run again after an adopt */
+		if (h->adopting && !h->adopt_done_ns)
+			__atomic_store_n(&h->adopt_done_ns, vm__now_ns(), __ATOMIC_RELEASE);
 		__atomic_store_n(&h->booted, 1, __ATOMIC_RELEASE);
 		h->sites = h->boot->sites;
 		h->rewritten = h->boot->sites_rewritten;

@@ -35,6 +35,11 @@ struct kvm_host {
 	/* The runtime's report (doorbell RT_BELL_BOOTED). */
 	int booted;
 	uint32_t sites, rewritten;
+	/* An adopt (vm__kvm_host_adopt): the guest stands still until the
+	 * runtime, entered at RT_ENTRY_ADOPT, has restored it and rings
+	 * BOOTED; when that was (vm__now_ns, atomic; 0: not yet). */
+	int adopting;
+	uint64_t adopt_done_ns;
 
 	/* Consumer indices the host owns (device lock). */
 	uint32_t con_cons, tx_cons;

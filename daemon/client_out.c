@@ -139,6 +139,8 @@ static void json_response(struct out *o, const Rsp *r)
 			fputs(",\"data_path\":", f);
 			json_cstr(f, r->result->data_path);
 		}
+		if (r->result->has_resume_ns)
+			fprintf(f, ",\"resume_ns\":%" PRIu64, r->result->resume_ns);
 		if (r->result->note && r->result->note[0]) {
 			fputs(",\"note\":", f);
 			json_cstr(f, r->result->note);
@@ -237,9 +239,20 @@ static void bar(struct out *o, const Pvmigrate__Ctl__MigrateProgress *p)
 	o->bar_shown = 1;
 }
 
+/* An in-place move's stop after the OK (resume_ns): nothing when the
+ * guest ran at once, or when the daemon did not know. */
+static void resume_text(const Pvmigrate__Ctl__MigrateResult *m, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (m->has_resume_ns && m->resume_ns)
+		snprintf(buf, len, " (+%.1f ms until the guest ran again: the kvm runtime's adopt)",
+			 m->resume_ns / 1e6);
+}
+
 void out_response(struct out *o, const Rsp *r)
 {
 	FILE *f = o->out;
+	char resume[96];
 	size_t i;
 
 	if (o->json) {
@@ -289,20 +302,21 @@ void out_response(struct out *o, const Rsp *r)
 	case PVMIGRATE__CTL__CONTROL_RESPONSE__BODY_RESULT:
 		out_end(o);
 		if (!strcmp(o->cmd, "move")) {
+			resume_text(r->result, resume, sizeof resume);
 			if (r->result->ram && !strcmp(r->result->ram, "shared")) {
-				fprintf(f, "moved in place: %s now runs on %s: downtime %.3f ms, total "
+				fprintf(f, "moved in place: %s now runs on %s: downtime %.3f ms%s, total "
 					"%.1f ms, RAM shared (0 pages sent, %" PRIu64 " bytes of state)\n",
 					r->result->dest_guest, r->result->personality && r->result->personality[0]
 					? r->result->personality : "its new personality",
-					r->result->downtime_us / 1e3, r->result->total_us / 1e3,
+					r->result->downtime_us / 1e3, resume, r->result->total_us / 1e3,
 					r->result->bytes);
 				break;
 			}
-			fprintf(f, "moved in place: %s now runs on %s: downtime %.3f ms, total %.1f ms, "
+			fprintf(f, "moved in place: %s now runs on %s: downtime %.3f ms%s, total %.1f ms, "
 				"%.1f MiB in %" PRIu32 " pre-copy rounds%s\n", r->result->dest_guest,
 				r->result->personality && r->result->personality[0]
 					? r->result->personality : "its new personality",
-				r->result->downtime_us / 1e3, r->result->total_us / 1e3,
+				r->result->downtime_us / 1e3, resume, r->result->total_us / 1e3,
 				r->result->bytes / 1048576.0, r->result->rounds,
 				r->result->ram ? ", RAM copied" : "");
 			break;

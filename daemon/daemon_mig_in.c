@@ -719,6 +719,15 @@ void mig_in_event(struct guest *g, const char *verb, const char *rest)
 			mi_free(mi); /* the link ended after the commit */
 		return;
 	}
+	if (!strcmp(verb, "resumed")) {
+		/* across daemons the source's daemon has answered its client
+		 * already: the real stop is only logged here */
+		if (rest[0] >= '0' && rest[0] <= '9')
+			dlog("%s: ran again %.3f ms after its OK", g->name, strtoull(rest, NULL, 10) / 1e6);
+		else
+			dlog("%s: when it ran again after its OK is not known", g->name);
+		return;
+	}
 	if (!strcmp(verb, "receive-failed")) {
 		snprintf(g->detail, sizeof g->detail, "%s", rest);
 		dlog("%s: receiving failed: %s", g->name, rest);

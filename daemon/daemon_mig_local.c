@@ -15,6 +15,9 @@
 
 #define TICK_MS 250 /* progress to the client, and the receiver's deadline to get ready */
 #define RETIRE_MS 5000 /* an old runner still there this long after the swap is killed */
+/* The receiver says "resumed" within 5 s of its OK (pvguest.c); a little
+ * more here, so a receiver that never says it cannot hold the answer. */
+#define RESUMED_MS 6000
 
 struct mig_local {
 	struct daemon *d;
@@ -26,6 +29,11 @@ struct mig_local {
 	enum { ML_PREPARE, ML_STREAM } phase;
 	/* what each side said */
 	int src_confirmed, src_failed, src_resumed, dst_received, dst_gone;
+	/* the receiver's "resumed": said; the time from its OK until the
+	 * guest really ran (has_resume 0: it did not know) */
+	int dst_resumed, has_resume;
+	unsigned long long resume;
+	uint64_t t_received;
 	char src_why[300], dst_why[300];
 	unsigned long long down, total, bytes;
 	unsigned rounds;
@@ -253,6 +261,13 @@ static void ml_swap(struct mig_local *ml)
 	     "%llu bytes, %u rounds, RAM %s%s%s", g->name, ml->from, ml->to, (int)g->pid,
 	     ml->down / 1e6, ml->total / 1e6, ml->bytes, ml->rounds,
 	     ml->ram_shared ? "shared" : "copied", ml->ram_why[0] ? ": " : "", ml->ram_why);
+	if (ml->has_resume)
+		dlog("%s: the guest ran again %.3f ms after the OK (stopped %.3f ms in all)",
+		     g->name, ml->resume / 1e6, (ml->down + ml->resume) / 1e6);
+	else
+		dlog("%s: when the guest ran again after the OK is not known", g->name);
+	res.has_resume_ns = ml->has_resume;
+	res.resume_ns = ml->resume;
 	res.has_downtime_us = res.has_total_us = res.has_bytes = res.has_rounds = 1;
 	res.downtime_us = ml->down / 1000;
 	res.total_us = ml->total / 1000;
@@ -305,7 +320,9 @@ static void ml_step(evutil_socket_t fd, short what, void *arg)
 			ml->src_resumed ? "was resumed" : "runs on", ml->from);
 		return;
 	}
-	if (ml->src_confirmed && (ml->dst_received || ml->dst_gone)) {
+	/* the answer waits for the guest's real resumption (its kvm
+	 * runtime's adopt may take another 100-250 ms after the OK) */
+	if (ml->src_confirmed && ((ml->dst_received && ml->dst_resumed) || ml->dst_gone)) {
 		ml_swap(ml);
 		return;
 	}
@@ -325,6 +342,14 @@ static void ml_tick(evutil_socket_t fd, short what, void *arg)
 
 	if (!ml->g)
 		return;
+	if (ml->dst_received && !ml->dst_resumed &&
+	    (t - ml->t_received) / 1000000u > RESUMED_MS) {
+		dlog("%s: the receiver did not say when the guest ran again within %u ms",
+		     ml->g->name, RESUMED_MS);
+		ml->dst_resumed = 1;
+		ml_schedule(ml);
+		return;
+	}
 	if (ml->phase == ML_PREPARE) {
 		if ((t - ml->t0) / 1000000u > ml->d->conf.migrate_timeout_ms)
 			ml_fail(ml, CTL_ERR_FAILED, "in-place move of %s: the receiving pvguest was not "
@@ -381,6 +406,12 @@ void mig_local_event(struct guest *x, const char *verb, const char *rest)
 				ml_start_stream(ml);
 		} else if (!strcmp(verb, "received")) {
 			ml->dst_received = 1;
+			ml->t_received = now_ns();
+			ml_schedule(ml);
+		} else if (!strcmp(verb, "resumed")) {
+			ml->dst_resumed = 1;
+			ml->has_resume = rest[0] >= '0' && rest[0] <= '9';
+			ml->resume = ml->has_resume ? strtoull(rest, NULL, 10) : 0;
 			ml_schedule(ml);
 		} else if (!strcmp(verb, "receive-failed")) {
 			snprintf(ml->dst_why, sizeof ml->dst_why, "%s", rest);

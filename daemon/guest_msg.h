@@ -40,6 +40,10 @@
  *                          end us with SIGKILL: then the guest never ran)
  *   received               receive: the stream was loaded, confirmed,
  *                          and the guest now runs here
+ *   resumed NS | resumed ? receive, after received: the guest really ran
+ *                          again NS ns after its OK (native: 0; kvm: when
+ *                          the runtime's adopt ended, RT_BELL_BOOTED);
+ *                          ?: not within 5 s, unknown
  *   receive-failed WHY     receive: nothing runs; pvguest exits 1
  *
  * daemon -> pvguest

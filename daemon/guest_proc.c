@@ -454,7 +454,8 @@ static void on_cmd(evutil_socket_t fd, short what, void *arg)
 		} else if (!strcmp(buf, "log") || !strcmp(buf, "estimate") || !strcmp(buf, "migrated") ||
 			   !strcmp(buf, "migrate-failed") || !strcmp(buf, "migrate-unknown")) {
 			mig_out_event(g, buf, rest);
-		} else if (!strcmp(buf, "received") || !strcmp(buf, "receive-failed")) {
+		} else if (!strcmp(buf, "received") || !strcmp(buf, "receive-failed") ||
+			   !strcmp(buf, "resumed")) {
 			mig_in_event(g, buf, rest);
 		} else {
 			dlog("%s: pvguest said something unknown ('%.20s'), ignored", g->name, buf);

@@ -22,6 +22,7 @@
 #include "migrate.h"
 #include "migrate_tls.h"
 #include "personality_kvm.h"
+#include "personality_kvm_adopt.h"
 #include "rt_abi.h"
 
 /*
@@ -516,14 +517,46 @@ static int do_migrate_direct(struct runner *r, char *msg)
 
 /* Run the guest until it ends, serving the daemon meanwhile; our exit status.
  * late: the tail's reader of a guest just received, or NULL. */
-static int serve(struct vm *vm, struct migrate_late *late)
+/*
+ * A received guest: say "resumed NS", the time from its OK (t_run) until
+ * it really ran again.  Native: at once, 0.  kvm (adopted): when the
+ * runtime, entered at RT_ENTRY_ADOPT, has restored the guest and rung
+ * BOOTED; "resumed ?" if it has not within RESUME_WAIT_NS.  1 while still
+ * waiting.
+ */
+#define RESUME_WAIT_NS 5000000000ull
+#define RESUME_POLL_MS 2
+
+static int resume_report(struct vm *vm, uint64_t t_run, int adopted)
+{
+	uint64_t done = adopted ? vm__kvm_adopt_done_ns(vm) : t_run;
+
+	if (done) {
+		done = done > t_run ? done - t_run : 0;
+		if (adopted)
+			fprintf(stderr, "pvguest: the guest ran again %.3f ms after its OK (the kvm "
+				"runtime's adopt)\n", done / 1e6);
+		say("resumed %llu", (unsigned long long)done);
+		return 0;
+	}
+	if (vm__now_ns() - t_run < RESUME_WAIT_NS)
+		return 1;
+	fprintf(stderr, "pvguest: the kvm runtime has not finished its adopt %llu ms after the "
+		"OK: when the guest ran again is unknown\n", RESUME_WAIT_NS / 1000000ull);
+	say("resumed ?");
+	return 0;
+}
+
+/* t_run: a received guest's OK (vm__now_ns), 0 for a guest booted here;
+ * adopted: its kvm runtime was installed beneath it (resume_report). */
+static int serve(struct vm *vm, struct migrate_late *late, uint64_t t_run, int adopted)
 {
 	struct migrate_late_report lr;
 	struct runner r = { .vm = vm };
 	struct pollfd pfd[3];
 	sigset_t set;
 	char buf[GUEST_MSG_MAX];
-	int sfd, away = 0, fd, rc;
+	int sfd, away = 0, fd, rc, resuming = t_run != 0;
 	ssize_t n;
 
 	sigemptyset(&set);
@@ -540,7 +573,11 @@ static int serve(struct vm *vm, struct migrate_late *late)
 	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[2] = (struct pollfd){ .fd = cmd_fd, .events = POLLIN };
 	for (;;) {
-		if (poll(pfd, 3, -1) < 0) {
+		/* the adopt's end is polled (it is the vCPUs' business, the
+		 * guest runs on meanwhile); its time is the host's own mark */
+		if (resuming)
+			resuming = resume_report(vm, t_run, adopted);
+		if (poll(pfd, 3, resuming ? RESUME_POLL_MS : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -1069,6 +1106,7 @@ int main(int argc, char **argv)
 	struct vm *vm;
 	sigset_t set;
 	int receive, rc, committed = 0;
+	uint64_t t_run;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -1174,6 +1212,9 @@ int main(int argc, char **argv)
 			vm__destroy(vm);
 			return 1;
 		}
+		/* the OK is out (or, held for the daemon's run, goes out now):
+		 * the source's downtime ends here */
+		t_run = vm__now_ns();
 		fprintf(stderr, "pvguest: guest received, running (%s)\n", o.kvm ? "kvm" : "native");
 		if (committed)
 			fprintf(stderr, "pvguest:   copied: GO %.3f ms after READY, run %.3f ms after "
@@ -1193,7 +1234,7 @@ int main(int argc, char **argv)
 				SSL_CTX_free(tls_ctx);
 			}
 			close(stream_fd);
-			return serve(vm, NULL);
+			return serve(vm, NULL, t_run, o.kvm);
 		}
 		late_fd = stream_fd;
 		if (tls && (late_fd = late_proxy_start(tls, tls_ctx, stream_fd, why, sizeof why)) < 0) {
@@ -1202,13 +1243,13 @@ int main(int argc, char **argv)
 			free(tls);
 			SSL_CTX_free(tls_ctx);
 			close(stream_fd);
-			return serve(vm, NULL);
+			return serve(vm, NULL, t_run, o.kvm);
 		}
 		/* announce the guest's MAC on its new connection, take the late frames */
 		late = migrate_late_recv_start(vm, late_fd, stderr, why, sizeof why);
 		if (why[0])
 			fprintf(stderr, "pvguest: %s\n", why);
-		return serve(vm, late);
+		return serve(vm, late, t_run, o.kvm);
 	}
 	action = "load guest";
 	rc = o.kvm ? vm__kvm_host_boot(vm, o.image, o.cmdline)
@@ -1221,5 +1262,5 @@ int main(int argc, char **argv)
 		vm__destroy(vm);
 		return 1;
 	}
-	return serve(vm, NULL);
+	return serve(vm, NULL, 0, 0);
 }

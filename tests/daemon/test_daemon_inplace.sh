@@ -44,6 +44,14 @@ move() {
 	echo "$out" | grep -q "\"result\":{\"downtime_us\":[0-9]*,\"total_us\":[0-9]*,\"bytes\":[0-9]*,.*\"dest_guest\":\"$g\",\"personality\":\"$to\"" ||
 		fail "$g: $from -> $to: result: $(echo "$out" | tail -n 1)"
 	echo "$out" | grep -q '"progress":{"phase":"precopy"' || fail "$g: $from -> $to: no progress"
+	# the real stop after the OK: 0 on native (it runs at once), the
+	# runtime's adopt (> 0) on kvm; missing is a failure either way
+	resume=$(echo "$out" | sed -n 's/.*"result":.*"resume_ns":\([0-9]*\).*/\1/p')
+	case "$to:$resume" in
+	native:0) ;;
+	kvm:[1-9]*) ok "$g: $from -> $to: the guest ran again $resume ns after the OK" ;;
+	*) fail "$g: $from -> $to: resume_ns '$resume' (native: 0, kvm: > 0): $(echo "$out" | tail -n 1)" ;;
+	esac
 	echo "$out" | grep -q '"ram":"shared"' || fail "$g: $from -> $to: the RAM was not shared"
 	[ "$(field "$g" personality)" = "$to" ] && [ "$(field "$g" state)" = running ] &&
 		[ "$(field "$g" runner)" = pvguest ] ||
