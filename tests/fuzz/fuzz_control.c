@@ -59,8 +59,13 @@ static void one_body(const uint8_t *body, size_t len)
 		abort();
 	ctl_response_free(rsp);
 	preq = ctl_peer_request_decode(body, len, &code, why, sizeof why);
-	if (preq && preq->migrate->memory % CTL_MEMORY_ALIGN)
+	/* migrate and query share a union: only body_case says which is there */
+	if (preq && preq->body_case == PVMIGRATE__CTL__PEER_REQUEST__BODY_MIGRATE &&
+	    preq->migrate->memory % CTL_MEMORY_ALIGN)
 		abort();
+	if (preq && preq->body_case == PVMIGRATE__CTL__PEER_REQUEST__BODY_QUERY &&
+	    (!preq->query->migration_id || strlen(preq->query->migration_id) != CTL_MIG_ID_LEN))
+		abort(); /* a query the decoder let through names a move */
 	ctl_peer_request_free(preq);
 	prsp = ctl_peer_response_decode(body, len, &code, why, sizeof why);
 	ctl_peer_response_free(prsp);
