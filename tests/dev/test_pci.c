@@ -143,6 +143,16 @@ static void test_save_restore(void)
 	bad = s;
 	bad.cfg[5][0x14] = 0x01;
 	CHECK(pci_restore(&b, &bad) == DEV_RESTORE_EINVAL, "memory BAR with IO bit refused");
+	/* past the header every byte is read-only, compared 8 at a time:
+	 * one changed bit anywhere in a word is refused */
+	for (off = 0x40; off < 256; off += 0x3d) {
+		bad = s;
+		bad.cfg[5][off] ^= 0x10;
+		CHECK(pci_restore(&b, &bad) == DEV_RESTORE_EINVAL, "a changed read-only byte refused");
+	}
+	bad = s;
+	bad.cfg[5][255] ^= 0x80;
+	CHECK(pci_restore(&b, &bad) == DEV_RESTORE_EINVAL, "the last config byte refused");
 	bad = s;
 	bad.present |= 1u << 6;
 	CHECK(pci_restore(&b, &bad) == DEV_RESTORE_EINVAL, "slot not attached here refused");
