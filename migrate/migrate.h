@@ -93,6 +93,9 @@ enum migrate_reply_code {
 	MIGRATE_REPLY_READY = 2, MIGRATE_REPLY_GO = 3,
 };
 
+/* All of len bytes read or written on io (EINTR retried); -1 with errno,
+ * an early end being ECONNRESET (read) or EPIPE (write). */
+int migrate_io_full(const struct stream_io *io, void *buf, size_t len, int writing);
 int migrate_reply_send(const struct stream_io *io, enum migrate_reply_code code,
 		       const char *msg);
 /* 0 with *code and msg filled; -1 with why (no reply, garbled reply). */

@@ -160,7 +160,7 @@ static uint32_t get32(const uint8_t *p)
 	       (uint32_t)p[3] << 24;
 }
 
-static int io_full(const struct stream_io *io, void *buf, size_t len, int writing)
+int migrate_io_full(const struct stream_io *io, void *buf, size_t len, int writing)
 {
 	uint8_t *p = buf;
 	ssize_t n;
@@ -196,7 +196,7 @@ int migrate_reply_send(const struct stream_io *io, enum migrate_reply_code code,
 	put32(buf + 12, 0);
 	if (len)
 		memcpy(buf + REPLY_HDR, msg, len);
-	return io_full(io, buf, REPLY_HDR + len, 1);
+	return migrate_io_full(io, buf, REPLY_HDR + len, 1);
 }
 
 /* The reply is untrusted input like the stream: every field is checked,
@@ -209,7 +209,7 @@ static int reply_recv(const struct stream_io *io, const char *who, enum migrate_
 
 	if (msglen)
 		msg[0] = 0;
-	if (!io->read || io_full(io, hdr, sizeof hdr, 0) < 0) {
+	if (!io->read || migrate_io_full(io, hdr, sizeof hdr, 0) < 0) {
 		snprintf(why, whylen, "no reply from the %s: %s", who,
 			 errno == ECONNRESET ? "connection closed" : strerror(errno));
 		return -1;
@@ -222,7 +222,7 @@ static int reply_recv(const struct stream_io *io, const char *who, enum migrate_
 			 who, get32(hdr), c, len);
 		return -1;
 	}
-	if (len && io_full(io, body, len, 0) < 0) {
+	if (len && migrate_io_full(io, body, len, 0) < 0) {
 		snprintf(why, whylen, "reply from the %s cut short: %s", who,
 			 errno == ECONNRESET ? "connection closed" : strerror(errno));
 		return -1;

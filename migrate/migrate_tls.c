@@ -435,24 +435,6 @@ static ssize_t tls_write(void *ctx, const void *buf, size_t len)
 	return (ssize_t)n;
 }
 
-static int io_full(const struct stream_io *io, void *buf, size_t len, int writing)
-{
-	uint8_t *p = buf;
-	ssize_t n;
-
-	while (len) {
-		n = writing ? io->write(io->ctx, p, len) : io->read(io->ctx, p, len);
-		if (n <= 0) {
-			if (n == 0)
-				errno = writing ? EPIPE : ECONNRESET;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* ---- contexts ---- */
 
 /*
@@ -665,7 +647,7 @@ int migrate_tls_connect(struct migrate_tls *t, SSL_CTX *ctx, int fd, int timeout
 
 	if (tls_open(t, ctx, fd, timeout_ms, 0, why, whylen) < 0)
 		goto fail;
-	if (io_full(&t->io, (void *)token, MIGRATE_TOKEN_LEN, 1) < 0) {
+	if (migrate_io_full(&t->io, (void *)token, MIGRATE_TOKEN_LEN, 1) < 0) {
 		snprintf(why, whylen, "sending the migration token: %s", t->err);
 		goto fail;
 	}
@@ -698,7 +680,7 @@ int migrate_tls_accept(struct migrate_tls *t, SSL_CTX *ctx, int fd, int timeout_
 		tls_free(t); /* no close_notify after a failed handshake */
 		return -1;
 	}
-	if (io_full(&t->io, got, sizeof got, 0) < 0) {
+	if (migrate_io_full(&t->io, got, sizeof got, 0) < 0) {
 		snprintf(why, whylen, "reading the migration token: %s", t->err[0] ? t->err :
 			 strerror(errno));
 		goto fail;
