@@ -484,6 +484,18 @@ static void mo_query_later(struct mig_out *mo, const char *why)
 	evtimer_add(mo->retry, &tv);
 }
 
+/* The guest runs at the target now: our copy is only to be discarded by
+ * its runner; a NIC tail still in the relay finishes alone. */
+static void mo_moved(struct mig_out *mo, struct guest *g)
+{
+	relay_detach(mo->relay);
+	mo->relay = NULL;
+	g->migrated_away = 1;
+	g->state = G_MIGRATED;
+	snprintf(g->detail, sizeof g->detail, "moved to %.200s as %s", mo->dest,
+		 mo->target_name);
+}
+
 static void mo_results(struct mig_out *mo, Pvmigrate__Ctl__ControlResponse *rsp)
 {
 	struct conn *c, *next;
@@ -525,12 +537,7 @@ static void mo_resolve(struct mig_out *mo, int runs, const char *detail)
 		dlog("%s: cannot tell the paused copy to end; it ends with its runner", g->name);
 	dlog("%s: %s confirmed on asking that it runs the guest (%s): our paused copy is "
 	     "destroyed", g->name, mo->dest, detail);
-	relay_detach(mo->relay);
-	mo->relay = NULL;
-	g->migrated_away = 1;
-	g->state = G_MIGRATED; /* its runner discards the paused copy and exits */
-	snprintf(g->detail, sizeof g->detail, "moved to %.200s as %s", mo->dest,
-		 mo->target_name);
+	mo_moved(mo, g);
 	snprintf(note, sizeof note, "the target's confirmation was lost (%s); asked, %s "
 		 "confirmed it runs the guest as %s (figures unknown)", mo->unknown_why, mo->dest,
 		 mo->target_name);
@@ -802,13 +809,7 @@ void mig_out_event(struct guest *g, const char *verb, const char *rest)
 	dlog("%s: moved to %s as %s: downtime %.3f ms, total %.1f ms, %llu bytes, %u rounds%s, "
 	     "data path %s", g->name, mo->dest, mo->target_name, down / 1e6, total / 1e6, bytes,
 	     rounds, late_text, mo->direct ? "direct" : "relay");
-	/* the tail may still be on its way through the relay: it finishes alone */
-	relay_detach(mo->relay);
-	mo->relay = NULL;
-	g->migrated_away = 1;
-	g->state = G_MIGRATED; /* its runner discards the stale copy and exits */
-	snprintf(g->detail, sizeof g->detail, "moved to %.200s as %s", mo->dest,
-		 mo->target_name);
+	mo_moved(mo, g);
 	res.has_downtime_us = res.has_total_us = res.has_bytes = res.has_rounds = 1;
 	res.downtime_us = down / 1000;
 	res.total_us = total / 1000;
